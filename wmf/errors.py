@@ -1,0 +1,24 @@
+"""Errors the pipeline raises on purpose; anything else is a bug."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WmfError(Exception):
+    """Base class: a problem with the user's input or setup, never worth a retry."""
+
+
+class BadInputError(WmfError):
+    """A malformed input line; the message names the file, the line number and the line."""
+
+    def __init__(self, path: Path | str, line_number: int, line: str, reason: str) -> None:
+        self.path = str(path)
+        self.line_number = line_number
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}:{line_number}: {reason}: {line!r}")
+
+
+class MissingInputError(WmfError):
+    """An input file or an upstream stage's output is absent or empty."""
