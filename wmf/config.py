@@ -30,7 +30,9 @@ class IngestConfig:
 class IndexConfig:
     min_rating: int = opt(1, "a rating at or above this counts as an interaction")
     min_user_ratings: int = opt(1, "drop users with fewer interactions (applied before the split)")
-    min_movie_ratings: int = opt(1, "drop movies with fewer interactions (applied before the split)")
+    min_movie_ratings: int = opt(
+        1, "drop movies with fewer interactions (applied before the split)"
+    )
     holdout: Literal["none", "random", "temporal", "probe"] = opt(
         "random",
         "which interactions to hold out for evaluation",
@@ -106,3 +108,12 @@ STAGE_CONFIGS: dict[str, type] = {
     "train": TrainConfig,
     "export": ExportConfig,
 }
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How stages are orchestrated; changes nothing in their outputs, so not in cache keys."""
+
+    retries: int = opt(2, "retries of a stage after a transient error (OSError, timeout)")
+    retry_delay_seconds: float = opt(2.0, "first retry delay; doubles with each retry")
+    keep_stage_outputs: int = opt(2, "outputs kept per stage besides the published one")

@@ -15,6 +15,7 @@ cache key, so runs with other parameters never overwrite each other.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wmf.errors import MissingInputError
+from wmf.errors import MissingInputError, WmfError
 
 MANIFEST = "manifest.json"
 LATEST = "latest"
@@ -156,12 +157,46 @@ def _touch(directory: Path) -> None:
 def prune(root: Path, keep: int, protect: str) -> list[Path]:
     """Remove all but the `keep` most recently published outputs, and stale temporaries."""
     outputs = sorted(
-        (p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
+        (
+            p
+            for p in root.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        ),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    removed = [p for p in outputs[max(keep, 1):] if p.name != protect]
+    removed = [p for p in outputs[max(keep, 1) :] if p.name != protect]
     stale = [p for p in root.glob(".trash-*")]
     for p in removed + stale:
         shutil.rmtree(p, ignore_errors=True)
     return removed
+
+
+class DataLockedError(WmfError):
+    """Another wmf process holds DATA."""
+
+
+@contextlib.contextmanager
+def exclusive(data: Path, wait: bool = False) -> Iterator[None]:
+    """Hold DATA/.lock so two pipelines never write the same DATA at once.
+
+    An advisory flock dies with its process, so a killed run never leaves a stale lock.
+    """
+    data = Path(data)
+    data.mkdir(parents=True, exist_ok=True)
+    with (data / ".lock").open("a+") as handle:
+        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(handle, flags)
+        except BlockingIOError:
+            raise DataLockedError(
+                f"another wmf run is using {data}; wait for it to finish (or pass --wait)"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,257 @@
+"""The `wmf` command line. Stage options are generated from the config dataclasses,
+so `--help` always shows every parameter with its default.
+
+Prefect is imported only by the commands that run flows, so `wmf generate` and
+`wmf --help` stay fast and the core stays usable without a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from wmf.config import STAGE_CONFIGS, PipelineConfig, RunConfig
+from wmf.errors import WmfError
+from wmf.stages import STAGES
+
+DEMO_SCALE = 0.005
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        kwargs: dict[str, Any] = {"dest": f"{cls.__name__}.{f.name}", "help": meta.get("help")}
+        if isinstance(f.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = type(f.default)
+            kwargs["choices"] = meta.get("choices")
+            kwargs["metavar"] = None if meta.get("choices") else f.name.split("_")[-1].upper()
+        group.add_argument(_flag(f.name), default=f.default, **kwargs)
+
+
+def _config_from(args: argparse.Namespace) -> PipelineConfig:
+    values = vars(args)
+    parts = {}
+    for stage, cls in STAGE_CONFIGS.items():
+        parts[stage] = {
+            f.name: values.get(f"{cls.__name__}.{f.name}", f.default)
+            for f in dataclasses.fields(cls)
+        }
+    return PipelineConfig.from_dict(parts)
+
+
+def _run_config_from(args: argparse.Namespace) -> RunConfig:
+    values = vars(args)
+    return RunConfig(
+        **{
+            f.name: values.get(f"RunConfig.{f.name}", f.default)
+            for f in dataclasses.fields(RunConfig)
+        }
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="wmf",
+        description="Netflix Prize ratings -> implicit-feedback recommendations "
+        "(exact weighted matrix factorization, orchestrated with Prefect 3).",
+        formatter_class=fmt,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser(
+        "generate", help="write synthetic data in the Kaggle layout", formatter_class=fmt
+    )
+    gen.add_argument("--out", type=Path, required=True, help="folder to write RAW files into")
+    gen.add_argument(
+        "--scale", type=float, default=1.0, help="1 = the full set's 100,480,507 ratings"
+    )
+    gen.add_argument("--seed", type=int, default=0)
+
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=f"run the {stage} stage alone", formatter_class=fmt)
+        if stage == "ingest":
+            p.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
+        _common(p)
+        _add_dataclass_options(p, STAGE_CONFIGS[stage], f"{stage} options")
+
+    run = sub.add_parser("run", help="run every stage, reusing unchanged ones", formatter_class=fmt)
+    run.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
+    _common(run)
+    order = run.add_mutually_exclusive_group()
+    order.add_argument(
+        "--from", dest="from_stage", choices=STAGES, help="rerun this stage and the ones after it"
+    )
+    order.add_argument("--only", choices=STAGES, help="rerun this stage alone")
+    for name, cls in STAGE_CONFIGS.items():
+        _add_dataclass_options(run, cls, f"{name} options")
+
+    demo = sub.add_parser(
+        "demo", help="generate a small dataset and run the pipeline on it", formatter_class=fmt
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("wmf-demo"), help="folder for raw data and outputs"
+    )
+    demo.add_argument("--scale", type=float, default=DEMO_SCALE)
+    demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+    status = sub.add_parser(
+        "status", help="show each stage's published output", formatter_class=fmt
+    )
+    status.add_argument("--data", type=Path, required=True)
+    status.add_argument("--raw", type=Path, help="tell whether outputs are current for this RAW")
+    for name, cls in STAGE_CONFIGS.items():
+        _add_dataclass_options(status, cls, f"{name} options")
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder of stage outputs")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for another run on DATA instead of exiting"
+    )
+    _add_dataclass_options(p, RunConfig, "orchestration")
+
+
+def _quiet_prefect() -> None:
+    """Defaults for an offline machine and a temporary local server (overridable)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def run_pipeline(
+    data: Path,
+    raw: Path | None,
+    config: PipelineConfig,
+    run: RunConfig,
+    only: list[str] | None = None,
+    force: list[str] | None = None,
+    wait: bool = False,
+) -> tuple[bool, dict[str, Any]]:
+    """Run the flow under DATA's lock; returns (success, summary)."""
+    _quiet_prefect()
+    from flows.pipeline import PipelineFailed, pipeline
+    from wmf.store import exclusive
+
+    with exclusive(data, wait=wait):
+        state = pipeline(
+            data=str(data.resolve()),
+            raw=None if raw is None else str(raw.resolve()),
+            config=config.to_dict(),
+            run=dataclasses.asdict(run),
+            only=only,
+            force=force,
+            return_state=True,
+        )
+    if state.is_failed():
+        exc = state.result(raise_on_failure=False)
+        summary = exc.summary if isinstance(exc, PipelineFailed) else {"error": str(exc)}
+        return False, summary
+    return True, state.result()
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    for stage, info in summary.get("stages", {}).items():
+        line = f"{stage:<7} {info['state']:<9} {info['seconds']:>8.1f} s"
+        print(
+            line + (f"  {info['error']}" if "error" in info else f"  {info.get('directory', '')}")
+        )
+        for name, table in info.get("outputs", {}).items():
+            print(f"          {name:<22} {table['rows']:>12,} rows  {table['path']}")
+
+
+def _status(args: argparse.Namespace) -> dict[str, Any]:
+    from wmf import stages
+
+    config = _config_from(args)
+    report: dict[str, Any] = {}
+    for stage in STAGES:
+        try:
+            manifest = stages.latest_manifest(args.data, stage)
+        except WmfError:
+            report[stage] = {"published": False}
+            continue
+        entry = {
+            "published": True,
+            "key": manifest["key"],
+            "created_at": manifest["created_at"],
+            "config": manifest["config"],
+            "outputs": manifest["outputs"],
+        }
+        if args.raw is not None or stage != "ingest":
+            try:
+                planned = stages.plan(stage, args.data, config, args.raw)
+                entry["current"] = planned.key == manifest["key"]
+            except (WmfError, OSError) as exc:
+                entry["current"] = False
+                entry["reason"] = str(exc)
+        report[stage] = entry
+    return report
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from wmf.generate import generate
+
+    raw, data = args.out / "raw", args.out / "data"
+    if not (raw / "movie_titles.csv").exists():
+        print(f"generating a demo dataset (scale {args.scale}) in {raw}", file=sys.stderr)
+        generate(raw, scale=args.scale, seed=0)
+    ok, summary = run_pipeline(data, raw, PipelineConfig(), RunConfig())
+    _print_summary(summary, args.json)
+    if ok and not args.json:
+        print(f"\nPublished tables: {data / 'exports' / 'latest'}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            from wmf.generate import generate
+
+            counts = generate(args.out, scale=args.scale, seed=args.seed)
+            print(json.dumps(counts, indent=2, default=str))
+            return 0
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "status":
+            print(json.dumps(_status(args), indent=2, default=str))
+            return 0
+        config, run = _config_from(args), _run_config_from(args)
+        if args.command == "run":
+            start = args.from_stage or args.only
+            only = [args.only] if args.only else None
+            force = list(STAGES[STAGES.index(start) :]) if args.from_stage else only
+            ok, summary = run_pipeline(args.data, args.raw, config, run, only, force, args.wait)
+        else:
+            raw = getattr(args, "raw", None)
+            ok, summary = run_pipeline(args.data, raw, config, run, [args.command], None, args.wait)
+        _print_summary(summary, args.json)
+        if not ok:
+            failed = [s for s, i in summary.get("stages", {}).items() if i["state"] == "Failed"]
+            detail = summary["stages"][failed[0]]["error"] if failed else summary.get("error")
+            print(f"wmf: {failed[0] if failed else 'pipeline'} failed: {detail}", file=sys.stderr)
+        return 0 if ok else 1
+    except WmfError as exc:
+        print(f"wmf: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

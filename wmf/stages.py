@@ -1,0 +1,209 @@
+"""The four stages as plain functions: plan (cache key), execute (build), publish.
+
+Orchestration lives in `tasks/` and `flows/`; this module holds what a stage
+means on disk, so it is testable without Prefect and the cache key of a stage
+is defined in one place: its code version, its parameters and the fingerprints
+of what it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import wmf
+from wmf import store
+from wmf.config import PipelineConfig
+from wmf.errors import MissingInputError
+
+STAGES: tuple[str, ...] = ("ingest", "index", "train", "export")
+UPSTREAM: dict[str, str] = {"index": "ingest", "train": "index", "export": "train"}
+DIRECTORY: dict[str, str] = {
+    "ingest": "ingest",
+    "index": "index",
+    "train": "train",
+    "export": "exports",
+}
+
+# Modules whose source defines each stage's output: a change to any of them
+# changes the stage's cache key (Prefect's TASK_SOURCE sees only the task body).
+MODULES: dict[str, tuple[str, ...]] = {
+    "ingest": ("wmf.ingest", "wmf.errors"),
+    "index": ("wmf.index",),
+    "train": (
+        "wmf.train",
+        "wmf.model",
+        "wmf.solvers",
+        "wmf.kernels",
+        "wmf.objective",
+        "wmf.metrics",
+        "wmf.recommend",
+    ),
+    "export": ("wmf.export", "wmf.recommend", "wmf.metrics"),
+}
+# Parameters that change nothing in a stage's output stay out of its key.
+KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"export": ("keep",)}
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Everything needed to build one stage output: small, hashable, JSON-able."""
+
+    stage: str
+    data: str
+    key: str
+    config: dict[str, Any]
+    inputs: dict[str, Any]
+    raw: str | None = None
+
+    @property
+    def output(self) -> Path:
+        return store.output_dir(Path(self.data), DIRECTORY[self.stage], self.key)
+
+    @property
+    def is_built(self) -> bool:
+        return store.is_complete(self.output)
+
+
+def code_version(stage: str) -> str:
+    """Hash of the source files that compute the stage, plus the package version."""
+    h = hashlib.blake2b(wmf.__version__.encode(), digest_size=8)
+    for name in MODULES[stage]:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            h.update(Path(spec.origin).read_bytes())
+    return h.hexdigest()
+
+
+def latest_manifest(data: Path, stage: str) -> dict[str, Any]:
+    return store.read_manifest(store.latest_dir(Path(data), DIRECTORY[stage]))
+
+
+def _inputs(stage: str, data: Path, raw: Path | None) -> dict[str, Any]:
+    if stage == "ingest":
+        from wmf.ingest import find_inputs
+
+        if raw is None:
+            raise MissingInputError("the ingest stage needs --raw RAW")
+        files = find_inputs(Path(raw))
+        return {
+            str(p.relative_to(raw)): store.fingerprint_file(p)
+            for group in files.values()
+            for p in group
+        }
+    upstream = latest_manifest(data, UPSTREAM[stage])
+    inputs = {UPSTREAM[stage]: upstream["key"]}
+    if stage == "export":
+        inputs["index"] = upstream["inputs"]["index"]
+    return inputs
+
+
+def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None) -> StagePlan:
+    """Compute the stage's cache key from its code, parameters and input fingerprints."""
+    params = dataclasses.asdict(getattr(config, stage))
+    keyed = {k: v for k, v in params.items() if k not in KEY_EXCLUDED.get(stage, ())}
+    inputs = _inputs(stage, Path(data), raw)
+    key = store.fingerprint_json(
+        {"stage": stage, "code": code_version(stage), "config": keyed, "inputs": inputs}
+    )[:16]
+    return StagePlan(
+        stage=stage,
+        data=str(data),
+        key=key,
+        config=params,
+        inputs=inputs,
+        raw=None if raw is None else str(raw),
+    )
+
+
+def _upstream_dir(plan: StagePlan, stage: str) -> Path:
+    directory = store.output_dir(Path(plan.data), DIRECTORY[stage], plan.inputs[stage])
+    if not store.is_complete(directory):
+        raise MissingInputError(f"input of stage '{plan.stage}' is gone: {directory}")
+    return directory
+
+
+def _checkpoints(plan: StagePlan) -> Path:
+    return store.stage_root(Path(plan.data), DIRECTORY["train"]) / ".checkpoints" / plan.key
+
+
+def _core(plan: StagePlan) -> Callable[[Path, bool], dict[str, Any]]:
+    """Bind the core function of the stage to its inputs: (out, progress) -> summary."""
+    from wmf import config as cfg
+
+    if plan.stage == "ingest":
+        from wmf.ingest import ingest
+
+        c = cfg.IngestConfig(**plan.config)
+        return lambda out, progress: ingest(Path(plan.raw or ""), out, c, progress=progress)
+    if plan.stage == "index":
+        from wmf.index import build_index
+
+        c = cfg.IndexConfig(**plan.config)
+        src = _upstream_dir(plan, "ingest")
+        return lambda out, progress: build_index(src, out, c, progress=progress)
+    if plan.stage == "train":
+        from wmf.train import train
+
+        c = cfg.TrainConfig(**plan.config)
+        src = _upstream_dir(plan, "index")
+        ckpt = _checkpoints(plan)
+        return lambda out, progress: train(src, out, c, checkpoint_dir=ckpt, progress=progress)
+    if plan.stage == "export":
+        from wmf.export import export
+
+        c = cfg.ExportConfig(**plan.config)
+        index_dir, train_dir = _upstream_dir(plan, "index"), _upstream_dir(plan, "train")
+        return lambda out, progress: export(index_dir, train_dir, out, c, progress=progress)
+    raise ValueError(f"unknown stage {plan.stage!r}")
+
+
+def execute(plan: StagePlan, progress: bool = True) -> dict[str, Any]:
+    """Build the stage output in a temporary directory and rename it into place.
+
+    Returns the manifest, which is also written (last) beside the outputs.
+    """
+    core = _core(plan)
+    data = Path(plan.data)
+    started = time.perf_counter()
+    with store.building(data, DIRECTORY[plan.stage], plan.key) as tmp:
+        summary = core(tmp, progress)
+        tables = {
+            name: {
+                "path": str(plan.output / info["path"]),
+                "rows": int(info["rows"]),
+                "fingerprint": store.fingerprint_file(tmp / info["path"]),
+            }
+            for name, info in summary.pop("tables", {}).items()
+        }
+        manifest = {
+            "stage": plan.stage,
+            "key": plan.key,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_version": code_version(plan.stage),
+            "wmf_version": wmf.__version__,
+            "config": plan.config,
+            "inputs": plan.inputs,
+            "raw": plan.raw,
+            "outputs": tables,
+            "seconds": round(time.perf_counter() - started, 3),
+            "summary": summary,
+        }
+        store.write_json(tmp / "config.json", {plan.stage: plan.config})
+        store.write_json(tmp / store.MANIFEST, manifest)
+    if plan.stage == "train":
+        store.remove_tree(_checkpoints(plan))
+    return manifest
+
+
+def publish(plan: StagePlan, keep: int) -> dict[str, Any]:
+    """Make the plan's output the stage's `latest` and return its manifest."""
+    directory = store.publish(Path(plan.data), DIRECTORY[plan.stage], plan.key, keep=keep)
+    return store.read_manifest(directory)
