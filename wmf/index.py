@@ -1,0 +1,367 @@
+"""Index stage: ratings -> contiguous user/movie indexes, a train CSR and a holdout.
+
+Design (full scale: 100 M ratings in well under a minute on 2 cores):
+- ids are dense-ranked by a join to the sorted unique ids, so user_idx/movie_idx
+  follow ascending user_id/movie_id;
+- every interaction is sorted once by the packed key user_idx * n_movies + movie_idx;
+  filtering and splitting only drop rows, so the order stays CSR-ready;
+- duplicate (user, movie) pairs collapse to one interaction (latest date, highest
+  rating), so the result never depends on input row order;
+- the user/movie minimums are iterated to a fixed point (a k-core): after
+  filtering every kept user and movie really has the minimum, before the split;
+- random/temporal holdouts rank each user's interactions by a per-row key
+  (a seeded hash, or the date) with one more sort that is nearly sorted already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from wmf.config import IndexConfig
+from wmf.errors import MissingInputError, WmfError
+
+USERS = "users.parquet"
+MOVIES = "movies.parquet"
+TRAIN = "train.npz"
+HOLDOUT = "holdout.parquet"
+
+_U64 = np.uint64
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """User-major CSR of training interactions (rows: users, columns: movies)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    ratings: np.ndarray
+    shape: tuple[int, int]
+
+    @property
+    def n_users(self) -> int:
+        return self.shape[0]
+
+    @property
+    def n_movies(self) -> int:
+        return self.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    def to_torch(self, device: Any = "cpu", values: bool = False) -> Any:
+        """torch sparse CSR float32: ones (implicit feedback) or the ratings when `values`."""
+        import torch
+
+        data = self.ratings.astype(np.float32) if values else np.ones(self.nnz, np.float32)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(self.indptr),
+            torch.from_numpy(self.indices.astype(np.int64)),
+            torch.from_numpy(data),
+            size=self.shape,
+            device=device,
+            check_invariants=False,  # load_train's CSR is valid by construction
+        )
+
+
+def load_train(index_dir: Path) -> Interactions:
+    with np.load(Path(index_dir) / TRAIN, allow_pickle=False) as z:
+        shape = z["shape"]
+        return Interactions(
+            indptr=z["indptr"],
+            indices=z["indices"],
+            ratings=z["ratings"],
+            shape=(int(shape[0]), int(shape[1])),
+        )
+
+
+def load_holdout(index_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    df = pl.read_parquet(Path(index_dir) / HOLDOUT)
+    return (
+        df.get_column("user_idx").to_numpy().astype(np.int32, copy=False),
+        df.get_column("movie_idx").to_numpy().astype(np.int32, copy=False),
+    )
+
+
+def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool = True) -> dict[str, Any]:
+    """Build users/movies tables, train.npz and holdout.parquet from an ingest output."""
+    ingest_dir, out = Path(ingest_dir), Path(out)
+    _check_config(config)
+    ratings_path = ingest_dir / "ratings.parquet"
+    if not ratings_path.is_file():
+        raise MissingInputError(f"{ratings_path} not found: run the ingest stage first")
+    probe_path = ingest_dir / "probe.parquet"
+    if config.holdout == "probe" and not probe_path.is_file():
+        raise MissingInputError(
+            f"holdout='probe' needs {probe_path}, which the ingest stage writes only when "
+            "the raw data has probe.txt: add probe.txt or choose another holdout"
+        )
+
+    bar = tqdm(total=5, desc="index", unit="step", disable=not progress)
+    bar.set_postfix_str("read")
+    n_ratings_in = pl.scan_parquet(ratings_path).select(pl.len()).collect().item()
+    rows = _read_interactions(ratings_path, config.min_rating, config.holdout == "temporal")
+    n_interactions_raw = len(rows.key)
+    bar.update()
+
+    bar.set_postfix_str("dedupe+filter")
+    n_duplicates = rows.collapse_duplicates()
+    n_interactions = len(rows.key)
+    rounds = rows.filter_min_counts(config.min_user_ratings, config.min_movie_ratings)
+    if len(rows.key) == 0:
+        raise WmfError(
+            f"no interactions left: {n_interactions} with rating >= {config.min_rating}, "
+            f"none survive min_user_ratings={config.min_user_ratings} and "
+            f"min_movie_ratings={config.min_movie_ratings}"
+        )
+    bar.update()
+
+    bar.set_postfix_str("split")
+    held = _holdout_mask(rows, config, probe_path)
+    bar.update()
+
+    bar.set_postfix_str("write")
+    counts = _write_outputs(rows, held, ingest_dir / "movies.parquet", out)
+    bar.update()
+    bar.close()
+    return {
+        "tables": {
+            "users": {"path": USERS, "rows": counts["n_users"]},
+            "movies": {"path": MOVIES, "rows": counts["n_movies"]},
+            "holdout": {"path": HOLDOUT, "rows": counts["n_holdout"]},
+        },
+        **counts,
+        "n_ratings_in": int(n_ratings_in),
+        "n_interactions": int(n_interactions),
+        "n_duplicates": int(n_duplicates),
+        "n_below_min_rating": int(n_ratings_in - n_interactions_raw),
+        "filter_rounds": rounds,
+    }
+
+
+def _check_config(config: IndexConfig) -> None:
+    if config.holdout in ("random", "temporal") and not 0.0 < config.holdout_fraction < 1.0:
+        raise WmfError(f"holdout_fraction must be in (0, 1), got {config.holdout_fraction}")
+    if config.holdout not in ("none", "random", "temporal", "probe"):
+        raise WmfError(f"unknown holdout {config.holdout!r}")
+
+
+@dataclass
+class _Rows:
+    """Interactions as parallel numpy arrays sorted by key = user_idx * n_movies + movie_idx."""
+
+    key: np.ndarray  # int64, strictly increasing after collapse_duplicates
+    rating: np.ndarray  # int8
+    date: np.ndarray | None  # int32 days since 1970 (temporal holdout only)
+    user_ids: np.ndarray  # int32 user_id of each user_idx
+    movie_ids: np.ndarray  # int32 movie_id of each movie_idx
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movie_ids)
+
+    def user_idx(self) -> np.ndarray:
+        return (self.key // self.n_movies).astype(np.int32)
+
+    def movie_idx(self) -> np.ndarray:
+        return (self.key % self.n_movies).astype(np.int32)
+
+    def collapse_duplicates(self) -> int:
+        """Merge repeated (user, movie) pairs: latest date, highest rating. Returns rows dropped."""
+        same = self.key[1:] == self.key[:-1]
+        n_dup = int(np.count_nonzero(same))
+        if n_dup:
+            starts = np.flatnonzero(np.concatenate(([True], ~same)))
+            self.key = self.key[starts]
+            self.rating = np.maximum.reduceat(self.rating, starts)
+            if self.date is not None:
+                self.date = np.maximum.reduceat(self.date, starts)
+        return n_dup
+
+    def filter_min_counts(self, min_user: int, min_movie: int) -> int:
+        """Drop users/movies below the minimums until none is left (k-core); returns rounds."""
+        rounds = 0
+        while min_user > 1 or min_movie > 1:
+            users, movies = self.user_idx(), self.movie_idx()
+            user_n = np.bincount(users, minlength=len(self.user_ids))
+            movie_n = np.bincount(movies, minlength=self.n_movies)
+            keep = (user_n >= min_user)[users] & (movie_n >= min_movie)[movies]
+            if keep.all():
+                break
+            rounds += 1
+            self._keep(keep, users[keep], movies[keep])
+        return rounds
+
+    def _keep(self, keep: np.ndarray, users: np.ndarray, movies: np.ndarray) -> None:
+        """Keep the masked rows and re-rank ids densely (monotone, so the order stays sorted)."""
+        user_alive = np.bincount(users, minlength=len(self.user_ids)) > 0
+        movie_alive = np.bincount(movies, minlength=self.n_movies) > 0
+        new_user = np.cumsum(user_alive, dtype=np.int64) - 1
+        new_movie = np.cumsum(movie_alive, dtype=np.int64) - 1
+        self.user_ids = self.user_ids[user_alive]
+        self.movie_ids = self.movie_ids[movie_alive]
+        self.key = new_user[users] * self.n_movies + new_movie[movies]
+        self.rating = self.rating[keep]
+        if self.date is not None:
+            self.date = self.date[keep]
+
+
+def _read_interactions(path: Path, min_rating: int, with_date: bool) -> _Rows:
+    """Read ratings >= min_rating with dense ids, sorted by (user_idx, movie_idx)."""
+    columns = [pl.col("user_id", "movie_id", "rating")]
+    if with_date:
+        columns.append(pl.col("date").cast(pl.Int32))
+    df = pl.scan_parquet(path).filter(pl.col("rating") >= min_rating).select(columns).collect()
+    user_ids = df.get_column("user_id").unique().sort()
+    movie_ids = df.get_column("movie_id").unique().sort()
+    df = _with_key(df.lazy(), user_ids, movie_ids).sort("key").collect()
+    return _Rows(
+        key=df.get_column("key").to_numpy(),
+        rating=df.get_column("rating").to_numpy(),
+        date=df.get_column("date").to_numpy() if with_date else None,
+        user_ids=user_ids.to_numpy().astype(np.int32),
+        movie_ids=movie_ids.to_numpy().astype(np.int32),
+    )
+
+
+def _with_key(lf: pl.LazyFrame, user_ids: pl.Series, movie_ids: pl.Series) -> pl.LazyFrame:
+    """Replace user_id/movie_id by key = user_idx * n_movies + movie_idx; unknown ids drop out."""
+    return (
+        lf.join(_ranked(user_ids, "user_idx"), on="user_id")
+        .join(_ranked(movie_ids, "movie_idx"), on="movie_id")
+        .with_columns(key=pl.col("user_idx").cast(pl.Int64) * len(movie_ids) + pl.col("movie_idx"))
+        .drop("user_id", "movie_id", "user_idx", "movie_idx")
+    )
+
+
+def _ranked(ids: pl.Series, idx_name: str) -> pl.LazyFrame:
+    """ids (sorted, unique) with their position: the dense index."""
+    return ids.to_frame().with_row_index(idx_name).lazy()
+
+
+def _holdout_mask(rows: _Rows, config: IndexConfig, probe_path: Path) -> np.ndarray:
+    """Boolean per row: held out for evaluation."""
+    if config.holdout == "none":
+        return np.zeros(len(rows.key), dtype=bool)
+    if config.holdout == "probe":
+        return _probe_mask(rows, probe_path)
+    users = rows.user_idx()
+    if config.holdout == "random":
+        rank_key = _hash32(rows.key, config.split_seed)
+    else:  # temporal: the most recent held out; equal dates -> the larger movie_idx
+        rank_key = (rows.date.astype(np.int64) + 2**31).astype(_U64)
+    return _top_per_user(users, rank_key, len(rows.user_ids), config)
+
+
+def _hash32(key: np.ndarray, seed: int) -> np.ndarray:
+    """splitmix64 of (pair, seed), top 32 bits: stable across platforms and library versions."""
+    with np.errstate(over="ignore"):
+        z = key.astype(_U64) ^ _U64((seed * 0x9E3779B97F4A7C15) & (2**64 - 1))
+        z += _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return (z ^ (z >> _U64(31))) >> _U64(32)
+
+
+def _top_per_user(users: np.ndarray, rank_key: np.ndarray, n_users: int, config: IndexConfig) -> np.ndarray:
+    """Hold out each eligible user's round(fraction * n) rows with the largest rank_key.
+
+    Eligible: at least holdout_min_user_ratings (and 2) interactions; at least one
+    row is held out and one kept. Ties keep the existing (movie_idx) order.
+    """
+    n_per_user = np.bincount(users, minlength=n_users)
+    n_hold = np.floor(config.holdout_fraction * n_per_user + 0.5).astype(np.int64)
+    n_hold = np.clip(n_hold, 1, np.maximum(n_per_user - 1, 1))
+    n_hold[n_per_user < max(config.holdout_min_user_ratings, 2)] = 0
+    # users are sorted already, so this sort only orders rows within each user
+    order = np.argsort((users.astype(_U64) << _U64(32)) | rank_key, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(n_per_user)))
+    rank_from_end = starts[1:][users] - np.arange(len(users))  # users[order] == users
+    held = np.empty(len(users), dtype=bool)
+    held[order] = rank_from_end <= n_hold[users]
+    return held
+
+
+def _probe_mask(rows: _Rows, probe_path: Path) -> np.ndarray:
+    """Rows whose (user, movie) pair is listed in probe.parquet; other probe pairs are ignored."""
+    lf = pl.scan_parquet(probe_path).select(pl.col("user_id", "movie_id").cast(pl.Int32))
+    user_ids = pl.Series("user_id", rows.user_ids)
+    movie_ids = pl.Series("movie_id", rows.movie_ids)
+    probe = _with_key(lf, user_ids, movie_ids).collect().get_column("key").to_numpy()
+    pos = np.searchsorted(rows.key, probe)
+    found = pos < len(rows.key)
+    pos, probe = pos[found], probe[found]
+    held = np.zeros(len(rows.key), dtype=bool)
+    held[pos[rows.key[pos] == probe]] = True
+    return held
+
+
+def _write_outputs(rows: _Rows, held: np.ndarray, titles_path: Path, out: Path) -> dict[str, int]:
+    users, movies = rows.user_idx(), rows.movie_idx()
+    n_users, n_movies = len(rows.user_ids), rows.n_movies
+    train = ~held
+    train_users, train_movies = users[train], movies[train]
+    row_n = np.bincount(train_users, minlength=n_users)
+    indptr = np.concatenate(([0], np.cumsum(row_n))).astype(np.int64)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        out / TRAIN,
+        indptr=indptr,
+        indices=train_movies,
+        ratings=rows.rating[train],
+        shape=np.array([n_users, n_movies], dtype=np.int64),
+    )
+    holdout = pl.DataFrame(
+        {"user_idx": users[held], "movie_idx": movies[held]},
+        schema={"user_idx": pl.Int32, "movie_idx": pl.Int32},
+    )
+    holdout.write_parquet(out / HOLDOUT, compression="zstd")
+    pl.DataFrame(
+        {
+            "user_idx": np.arange(n_users, dtype=np.int32),
+            "user_id": rows.user_ids,
+            "n_train": row_n.astype(np.int32),
+            "n_holdout": np.bincount(users[held], minlength=n_users).astype(np.int32),
+        }
+    ).write_parquet(out / USERS, compression="zstd")
+    _movies_table(rows.movie_ids, np.bincount(train_movies, minlength=n_movies), titles_path).write_parquet(
+        out / MOVIES, compression="zstd"
+    )
+    return {
+        "n_users": n_users,
+        "n_movies": n_movies,
+        "n_train": int(train_users.shape[0]),
+        "n_holdout": holdout.height,
+    }
+
+
+def _movies_table(movie_ids: np.ndarray, n_train: np.ndarray, titles_path: Path) -> pl.DataFrame:
+    """Indexed movies with their titles; a movie missing from the titles gets null title/year."""
+    movies = pl.DataFrame(
+        {
+            "movie_idx": np.arange(len(movie_ids), dtype=np.int32),
+            "movie_id": movie_ids,
+            "n_train": n_train.astype(np.int32),
+        }
+    )
+    if titles_path.is_file():
+        titles = pl.read_parquet(titles_path, columns=["movie_id", "title", "year"])
+    else:
+        titles = pl.DataFrame(schema={"movie_id": pl.Int32, "title": pl.String, "year": pl.Int16})
+    return (
+        movies.join(titles.unique("movie_id", keep="first", maintain_order=True), on="movie_id", how="left")
+        .select(
+            "movie_idx",
+            "movie_id",
+            pl.col("title").cast(pl.String),
+            pl.col("year").cast(pl.Int16),
+            "n_train",
+        )
+        .sort("movie_idx")
+    )
