@@ -1,0 +1,183 @@
+"""Fused numba CPU kernels over the user-major CSR of interactions.
+
+Why not torch sparse ops on the CPU: a CG step built from `sampled_addmm` +
+`sparse.mm` costs ~170 ms at 8M nonzeros (d=64), and ALS needs four of them per
+half-step. Here one pass over a row computes the dot and the axpy of every
+nonzero with an explicit loop over d (vectorized by LLVM), so each factor row
+is read once per pass while it is hot in cache.
+
+Both half-steps read the big user matrix sequentially: the user side runs a
+small CG per row; the movie side streams users and scatters into per-chunk movie
+accumulators (movies x d is small), reduced afterwards in chunk order. The
+partition of rows into chunks is fixed by the caller, so results do not depend
+on thread scheduling.
+
+Every weighted term has the form coef = ka * c + kb * (c - w0) * (x_u . y_j):
+(ka, kb) = (1, -1) gives the residual sum_j [c - (c - w0) p] y_j (also the
+gradient's sparse part), (0, 1) gives the CG product sum_j (c - w0) p y_j.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# A row (or CG direction) whose squared residual falls below this is converged.
+CG_EPS = 1e-20
+
+
+def chunk_bounds(indptr: np.ndarray, n_chunks: int) -> np.ndarray:
+    """Row boundaries splitting the rows into `n_chunks` ranges of about equal nonzeros."""
+    n_rows = len(indptr) - 1
+    targets = np.linspace(0, indptr[-1], n_chunks + 1)
+    bounds = np.searchsorted(indptr, targets, side="left").astype(np.int64)
+    bounds[0], bounds[-1] = 0, n_rows
+    return np.maximum.accumulate(np.minimum(bounds, n_rows))
+
+
+def default_chunks() -> int:
+    return numba.get_num_threads()
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def observed_loss(indptr, indices, conf, w0, X, Y, bounds):  # pragma: no cover - numba
+    """sum over interactions of c (1 - p)^2 - w0 p^2, p = x_u . y_j (float64 partials)."""
+    n_chunks = len(bounds) - 1
+    d = X.shape[1]
+    partial = np.zeros(n_chunks, dtype=np.float64)
+    zero = X.dtype.type(0)
+    for t in prange(n_chunks):
+        acc = 0.0
+        for u in range(bounds[t], bounds[t + 1]):
+            for k in range(indptr[u], indptr[u + 1]):
+                j = indices[k]
+                s = zero
+                for f in range(d):
+                    s += X[u, f] * Y[j, f]
+                c = conf[k]
+                acc += c * (1.0 - s) * (1.0 - s) - w0 * s * s
+        partial[t] = acc
+    return partial.sum()
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def gather_rows(indptr, indices, conf, w0, ka, kb, X, Y, bounds, out):  # pragma: no cover
+    """out_u = sum_j [ka c + kb (c - w0)(x_u . y_j)] y_j for every row u."""
+    n_chunks = len(bounds) - 1
+    d = X.shape[1]
+    zero = X.dtype.type(0)
+    wf, kaf, kbf = X.dtype.type(w0), X.dtype.type(ka), X.dtype.type(kb)
+    for t in prange(n_chunks):
+        for u in range(bounds[t], bounds[t + 1]):
+            for f in range(d):
+                out[u, f] = zero
+            for k in range(indptr[u], indptr[u + 1]):
+                j = indices[k]
+                s = zero
+                for f in range(d):
+                    s += X[u, f] * Y[j, f]
+                c = conf[k]
+                coef = kaf * c + kbf * (c - wf) * s
+                for f in range(d):
+                    out[u, f] += coef * Y[j, f]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def scatter_cols(indptr, indices, conf, w0, ka, kb, X, P, bounds, acc):  # pragma: no cover
+    """acc[t, j] = sum over chunk t's rows u of [ka c + kb (c - w0)(x_u . p_j)] x_u.
+
+    Summing acc over t (in order) gives the column-side product; X is read
+    sequentially, only the small P and acc are accessed at random.
+    """
+    n_chunks = len(bounds) - 1
+    d = X.shape[1]
+    zero = X.dtype.type(0)
+    wf, kaf, kbf = X.dtype.type(w0), X.dtype.type(ka), X.dtype.type(kb)
+    for t in prange(n_chunks):
+        a = acc[t]
+        a[:] = zero
+        for u in range(bounds[t], bounds[t + 1]):
+            for k in range(indptr[u], indptr[u + 1]):
+                j = indices[k]
+                s = zero
+                for f in range(d):
+                    s += X[u, f] * P[j, f]
+                c = conf[k]
+                coef = kaf * c + kbf * (c - wf) * s
+                for f in range(d):
+                    a[j, f] += coef * X[u, f]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds):  # pragma: no cover
+    """Warm-started CG on every row: (GW + lam_u I + sum_j (c - w0) y_j y_j^T) x_u = sum_j c y_j.
+
+    GW is w0 * Y^T Y. X is updated in place. Same iteration and stopping rule as
+    the vectorized torch CG in wmf.solvers, so both give the same factors.
+    """
+    n_chunks = len(bounds) - 1
+    d = X.shape[1]
+    zero = X.dtype.type(0)
+    wf = X.dtype.type(w0)
+    for t in prange(n_chunks):
+        x = np.empty(d, dtype=X.dtype)
+        r = np.empty(d, dtype=X.dtype)
+        p = np.empty(d, dtype=X.dtype)
+        ap = np.empty(d, dtype=X.dtype)
+        for u in range(bounds[t], bounds[t + 1]):
+            lu = lam[u]
+            for f in range(d):
+                x[f] = X[u, f]
+            # r = b - A x, fused: sum_j [c - (c - w0) (x . y_j)] y_j - GW x - lam x
+            for f in range(d):
+                s = zero
+                for g in range(d):
+                    s += GW[f, g] * x[g]
+                r[f] = -s - lu * x[f]
+            for k in range(indptr[u], indptr[u + 1]):
+                j = indices[k]
+                s = zero
+                for f in range(d):
+                    s += x[f] * Y[j, f]
+                c = conf[k]
+                coef = c - (c - wf) * s
+                for f in range(d):
+                    r[f] += coef * Y[j, f]
+            rs = zero
+            for f in range(d):
+                p[f] = r[f]
+                rs += r[f] * r[f]
+            for _ in range(steps):
+                if rs <= CG_EPS:
+                    break
+                for f in range(d):
+                    s = zero
+                    for g in range(d):
+                        s += GW[f, g] * p[g]
+                    ap[f] = s + lu * p[f]
+                for k in range(indptr[u], indptr[u + 1]):
+                    j = indices[k]
+                    s = zero
+                    for f in range(d):
+                        s += p[f] * Y[j, f]
+                    coef = (conf[k] - wf) * s
+                    for f in range(d):
+                        ap[f] += coef * Y[j, f]
+                pap = zero
+                for f in range(d):
+                    pap += p[f] * ap[f]
+                if pap <= 0.0:
+                    break
+                alpha = rs / pap
+                rs_new = zero
+                for f in range(d):
+                    x[f] += alpha * p[f]
+                    r[f] -= alpha * ap[f]
+                    rs_new += r[f] * r[f]
+                beta = rs_new / rs
+                for f in range(d):
+                    p[f] = r[f] + beta * p[f]
+                rs = rs_new
+            for f in range(d):
+                X[u, f] = x[f]
