@@ -1,0 +1,146 @@
+"""Solvers of the exact objective: ALS (CG or Cholesky) and full-batch gradient descent.
+
+ALS half-step for users: (w0 V^T V + sum_obs (c - w0) v v^T + lam_u I) u = sum_obs c v,
+one system per user, all solved at once. CG runs vectorized over all rows (a
+few products with the sparse matrix per half-step, no Python loop over users),
+warm-started from the current factors; Cholesky builds every A_u in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from wmf.kernels import CG_EPS
+from wmf.objective import NumbaOps, Objective, SparseOps
+
+# Elements of the batched outer products built at once by the Cholesky solve.
+_CHOLESKY_BLOCK = 1 << 24
+
+Product = Callable[[torch.Tensor], torch.Tensor]
+
+
+def batched_cg(
+    X: torch.Tensor,
+    G: torch.Tensor,
+    w0: float,
+    lam: torch.Tensor,
+    steps: int,
+    residual: torch.Tensor,
+    product: Product,
+) -> None:
+    """`steps` CG steps on every row at once, X updated in place.
+
+    `residual` is the sparse part of b - A X (sum_obs [c - (c - w0) p] y); `product(P)`
+    the sparse part of A P. A row stops for good once its residual vanishes, the same
+    rule as the numba row kernel.
+    """
+    lam = lam[:, None]
+    r = residual - w0 * X @ G - lam * X
+    p = r.clone()
+    rs = (r * r).sum(1)
+    active = torch.ones_like(rs, dtype=torch.bool)
+    for _ in range(steps):
+        active &= rs > CG_EPS
+        ap = product(p) + w0 * p @ G + lam * p
+        pap = (p * ap).sum(1)
+        active &= pap > 0
+        alpha = torch.where(active, rs / torch.where(active, pap, 1), 0)[:, None]
+        X += alpha * p
+        r -= alpha * ap
+        rs_new = (r * r).sum(1)
+        beta = torch.where(active, rs_new / torch.where(active, rs, 1), 0)[:, None]
+        p = torch.where(active[:, None], r + beta * p, p)
+        rs = torch.where(active, rs_new, rs)
+
+
+def cholesky_rows(
+    crow: torch.Tensor,
+    col: torch.Tensor,
+    conf: torch.Tensor,
+    Y: torch.Tensor,
+    G: torch.Tensor,
+    w0: float,
+    lam: torch.Tensor,
+    X: torch.Tensor,
+) -> None:
+    """Exact solve of every row's system, building A_u for batches of rows (reference, small d)."""
+    n_rows, d = X.shape
+    counts = crow.diff()
+    rows_per_batch = max(1, _CHOLESKY_BLOCK // (d * d))
+    nnz_per_chunk = max(1, _CHOLESKY_BLOCK // (d * d))
+    for r0 in range(0, n_rows, rows_per_batch):
+        r1 = min(n_rows, r0 + rows_per_batch)
+        A = (w0 * G).expand(r1 - r0, d, d).clone()
+        A.diagonal(dim1=1, dim2=2).add_(lam[r0:r1, None])
+        b = torch.zeros(r1 - r0, d, dtype=X.dtype, device=X.device)
+        k0, k1 = int(crow[r0]), int(crow[r1])
+        local = torch.repeat_interleave(
+            torch.arange(r1 - r0, device=X.device), counts[r0:r1], output_size=k1 - k0
+        )
+        for c0 in range(k0, k1, nnz_per_chunk):
+            c1 = min(k1, c0 + nnz_per_chunk)
+            y = Y[col[c0:c1]]
+            c = conf[c0:c1, None]
+            idx = local[c0 - k0 : c1 - k0]
+            A.index_add_(0, idx, ((c - w0)[:, :, None] * y[:, :, None]) * y[:, None, :])
+            b.index_add_(0, idx, c * y)
+        X[r0:r1] = torch.cholesky_solve(b[:, :, None], torch.linalg.cholesky(A))[:, :, 0]
+
+
+def als_half_step(
+    ops: SparseOps,
+    objective: Objective,
+    U: torch.Tensor,
+    V: torch.Tensor,
+    side: str,
+    solve: str,
+    cg_steps: int,
+) -> None:
+    """Minimize the objective over one side's factors (`side` = "users" or "movies")."""
+    w0 = ops.w0
+    if side == "users":
+        G, lam, X, Y = V.T @ V, objective.lam_users, U, V
+        if solve == "cg" and isinstance(ops, NumbaOps):
+            ops.cg_users(U, V, G, lam, cg_steps)
+            return
+        residual, product = ops.residual_users(U, V), lambda P: ops.product_users(P, V)
+    else:
+        G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
+        residual, product = ops.residual_movies(U, V), lambda P: ops.product_movies(U, P)
+    if solve == "cg":
+        batched_cg(X, G, w0, lam, cg_steps, residual, product)
+    else:
+        crow, col, conf = ops.csr(side)
+        cholesky_rows(crow, col, conf, Y, G, w0, lam, X)
+
+
+def als_sweep(
+    ops: SparseOps, objective: Objective, U: torch.Tensor, V: torch.Tensor, solve: str, steps: int
+) -> None:
+    """One ALS iteration: users given movies, then movies given users."""
+    als_half_step(ops, objective, U, V, "users", solve, steps)
+    als_half_step(ops, objective, U, V, "movies", solve, steps)
+
+
+def make_optimizer(
+    name: str, params: list[torch.Tensor], learning_rate: float, momentum: float
+) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=learning_rate)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=learning_rate)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=learning_rate, momentum=momentum)
+    raise ValueError(f"unknown gradient solver {name!r}")
+
+
+def gradient_step(
+    objective: Objective, U: torch.Tensor, V: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> None:
+    """One full-batch step with the exact manual gradients (no autograd graph)."""
+    gU, gV = objective.gradients(U, V)
+    U.grad, V.grad = gU, gV
+    optimizer.step()
+    U.grad = V.grad = None
