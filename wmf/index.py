@@ -123,11 +123,12 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
     bar.update()
 
     bar.set_postfix_str("split")
-    held = _holdout_mask(rows, config, probe_path)
+    users = rows.user_idx()
+    held = _holdout_mask(rows, users, config, probe_path)
     bar.update()
 
     bar.set_postfix_str("write")
-    counts = _write_outputs(rows, held, ingest_dir / "movies.parquet", out)
+    counts = _write_outputs(rows, users, held, ingest_dir / "movies.parquet", out)
     bar.update()
     bar.close()
     return {
@@ -245,13 +246,12 @@ def _ranked(ids: pl.Series, idx_name: str) -> pl.LazyFrame:
     return ids.to_frame().with_row_index(idx_name).lazy()
 
 
-def _holdout_mask(rows: _Rows, config: IndexConfig, probe_path: Path) -> np.ndarray:
+def _holdout_mask(rows: _Rows, users: np.ndarray, config: IndexConfig, probe_path: Path) -> np.ndarray:
     """Boolean per row: held out for evaluation."""
     if config.holdout == "none":
         return np.zeros(len(rows.key), dtype=bool)
     if config.holdout == "probe":
         return _probe_mask(rows, probe_path)
-    users = rows.user_idx()
     if config.holdout == "random":
         rank_key = _hash32(rows.key, config.split_seed)
     else:  # temporal: the most recent held out; equal dates -> the larger movie_idx
@@ -302,8 +302,10 @@ def _probe_mask(rows: _Rows, probe_path: Path) -> np.ndarray:
     return held
 
 
-def _write_outputs(rows: _Rows, held: np.ndarray, titles_path: Path, out: Path) -> dict[str, int]:
-    users, movies = rows.user_idx(), rows.movie_idx()
+def _write_outputs(
+    rows: _Rows, users: np.ndarray, held: np.ndarray, titles_path: Path, out: Path
+) -> dict[str, int]:
+    movies = rows.movie_idx()
     n_users, n_movies = len(rows.user_ids), rows.n_movies
     train = ~held
     train_users, train_movies = users[train], movies[train]
