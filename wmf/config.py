@@ -68,6 +68,11 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = opt(
         "auto", "where to train: auto picks CUDA when available", ("auto", "cpu", "cuda")
     )
+    cpu_kernels: Literal["numba", "torch"] = opt(
+        "numba",
+        "sparse products on the CPU: fused numba kernels, or torch CSR ops (the CUDA code path)",
+        ("numba", "torch"),
+    )
     seed: int = opt(0, "seed of the initial factors")
     init_scale: float = opt(0.01, "standard deviation of the initial factors")
     eval_k: int = opt(20, "cut-off of the validation metrics")

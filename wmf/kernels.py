@@ -109,6 +109,22 @@ def scatter_cols(indptr, indices, conf, w0, ka, kb, X, P, bounds, acc):  # pragm
                     a[j, f] += coef * X[u, f]
 
 
+# Reductions live in loops without stores: a loop that also stores gets a runtime
+# aliasing check whose outcome (vector or scalar order of the sum) depends on the
+# addresses of the work arrays, which made results differ from run to run.
+@njit(fastmath=True, cache=True, inline="always")
+def _dot(a, b):  # pragma: no cover - numba
+    s = a.dtype.type(0)
+    for f in range(a.shape[0]):
+        s += a[f] * b[f]
+    return s
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _sq_norm(a):  # pragma: no cover - numba
+    return _dot(a, a)
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds):  # pragma: no cover
     """Warm-started CG on every row: (GW + lam_u I + sum_j (c - w0) y_j y_j^T) x_u = sum_j c y_j.
@@ -144,10 +160,8 @@ def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds):  # pragma:
                 coef = c - (c - wf) * s
                 for f in range(d):
                     r[f] += coef * Y[j, f]
-            rs = zero
-            for f in range(d):
-                p[f] = r[f]
-                rs += r[f] * r[f]
+            p[:] = r
+            rs = _sq_norm(r)
             for _ in range(steps):
                 if rs <= CG_EPS:
                     break
@@ -164,17 +178,14 @@ def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds):  # pragma:
                     coef = (conf[k] - wf) * s
                     for f in range(d):
                         ap[f] += coef * Y[j, f]
-                pap = zero
-                for f in range(d):
-                    pap += p[f] * ap[f]
+                pap = _dot(p, ap)
                 if pap <= 0.0:
                     break
                 alpha = rs / pap
-                rs_new = zero
                 for f in range(d):
                     x[f] += alpha * p[f]
                     r[f] -= alpha * ap[f]
-                    rs_new += r[f] * r[f]
+                rs_new = _sq_norm(r)
                 beta = rs_new / rs
                 for f in range(d):
                     p[f] = r[f] + beta * p[f]

@@ -255,7 +255,7 @@ class Objective:
         """J itself (sum over cells plus penalty)."""
         if self.sigmoid:
             return self._sigmoid_total(U, V, with_grad=False)[0]
-        gram = float(((U.T.double() @ U.double()) * (V.T.double() @ V.double())).sum())
+        gram = float(((U.T @ U).double() * (V.T @ V).double()).sum())
         return self.ops.observed_loss(U, V) + self.w0 * gram + self.penalty(U, V)
 
     def loss(self, U: torch.Tensor, V: torch.Tensor) -> float:

@@ -1,0 +1,109 @@
+"""The training loop: resumable, deterministic, persistent, and better than popularity."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers_train import planted, random_interactions
+
+from wmf.config import TrainConfig
+from wmf.model import CHECKPOINT_FILE, MatrixFactorization
+
+SMALL = TrainConfig(factors=8, iterations=5, device="cpu", unobserved_weight=0.05)
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after(n: int):
+    def callback(model: MatrixFactorization, record: dict) -> None:
+        if record["iteration"] == n:
+            raise Crash
+
+    return callback
+
+
+@pytest.mark.parametrize(
+    "config",
+    [SMALL, dataclasses.replace(SMALL, solver="adam", learning_rate=0.01)],
+    ids=["als", "adam"],
+)
+def test_resume_after_crash_gives_identical_factors(tmp_path, config):
+    train = random_interactions(60, 90, density=0.1)
+    full = MatrixFactorization(config).fit(train, progress=False)
+    with pytest.raises(Crash):
+        MatrixFactorization(config).fit(
+            train, checkpoint_dir=tmp_path, progress=False, callback=crash_after(2)
+        )
+    assert (tmp_path / CHECKPOINT_FILE).exists()
+    resumed = MatrixFactorization(config)
+    iterations_run = []
+    resumed.fit(
+        train,
+        checkpoint_dir=tmp_path,
+        progress=False,
+        callback=lambda m, r: iterations_run.append(r["iteration"]),
+    )
+    assert iterations_run == [3, 4, 5]
+    assert torch.equal(resumed.U, full.U)
+    assert torch.equal(resumed.V, full.V)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+
+
+def test_seed_determines_factors():
+    train = random_interactions(60, 90, density=0.1)
+    a = MatrixFactorization(SMALL).fit(train, progress=False)
+    b = MatrixFactorization(SMALL).fit(train, progress=False)
+    c = MatrixFactorization(dataclasses.replace(SMALL, seed=1)).fit(train, progress=False)
+    assert np.array_equal(a.user_factors, b.user_factors)
+    assert not np.array_equal(a.user_factors, c.user_factors)
+
+
+def test_history_records_decreasing_exact_loss():
+    train = random_interactions(60, 90, density=0.1)
+    model = MatrixFactorization(SMALL).fit(train, progress=False)
+    losses = [r["loss"] for r in model.history]
+    assert len(losses) == 5
+    assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(losses))
+    assert model.loss() == pytest.approx(losses[-1])
+    assert all(r["seconds"] > 0 for r in model.history)
+
+
+def test_save_load_round_trip(tmp_path):
+    train = random_interactions(40, 70, density=0.1)
+    model = MatrixFactorization(SMALL).fit(train, progress=False)
+    model.save(tmp_path)
+    described = json.loads((tmp_path / "config.json").read_text())
+    assert described["n_users"] == 40 and described["factors"] == 8
+    loaded = MatrixFactorization.load(tmp_path)
+    assert loaded.config == SMALL
+    assert loaded.user_factors.dtype == np.float32
+    assert np.array_equal(loaded.user_factors, model.user_factors)
+    assert np.array_equal(loaded.movie_factors, model.movie_factors)
+
+
+def test_beats_popularity_on_planted_data():
+    train, holdout = planted(n_users=600, n_movies=300, rank=4, per_user=30, seed=0)
+    config = TrainConfig(factors=16, iterations=10, device="cpu", unobserved_weight=0.05, regularization=0.05)
+    model = MatrixFactorization(config).fit(train, holdout=holdout, progress=False)
+    for metric in ("recall@20", "ndcg@100"):
+        assert model.metrics[metric] > 1.2 * model.popularity[metric], metric
+        assert model.history[-1]["metrics"][metric] == model.metrics[metric]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("solver", ["als", "adam"])
+def test_cuda_loss_curve_matches_cpu(solver):
+    train = random_interactions(300, 500, density=0.05)
+    config = dataclasses.replace(SMALL, factors=16, solver=solver, learning_rate=0.01)
+    cpu = MatrixFactorization(config).fit(train, progress=False)
+    cuda = MatrixFactorization(dataclasses.replace(config, device="cuda")).fit(train, progress=False)
+    np.testing.assert_allclose([r["loss"] for r in cuda.history], [r["loss"] for r in cpu.history], rtol=1e-4)
+    np.testing.assert_allclose(cuda.user_factors, cpu.user_factors, rtol=1e-3, atol=1e-4)

@@ -1,0 +1,259 @@
+"""`MatrixFactorization`: one implicit-style API over CPU and GPU, with resumable training.
+
+The training loop is deliberately one readable loop (nanoGPT-style): step, exact
+loss, optional evaluation, atomic checkpoint, callback. A checkpoint holds
+everything the remaining iterations depend on (factors, optimizer state,
+history, config), so a killed run resumes to the same factors as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from wmf.config import TrainConfig
+from wmf.objective import InteractionsLike, Objective, make_ops, regularization_weights
+from wmf.solvers import als_sweep, gradient_step, make_optimizer
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+# Config fields that do not change the trajectory of the factors: a checkpoint
+# written under other values of these is still resumed.
+_RESUMABLE_DIFFERENCES = {"iterations", "eval_every", "early_stopping_metric", "patience", "eval_k"}
+
+Holdout = tuple[np.ndarray, np.ndarray]
+Callback = Callable[["MatrixFactorization", dict[str, Any]], None]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def eval_ks(config: TrainConfig) -> tuple[int, ...]:
+    return tuple(sorted({10, 20, 50, 100, config.eval_k}))
+
+
+class MatrixFactorization:
+    """Weighted matrix factorization of the user x movie interaction matrix."""
+
+    def __init__(self, config: TrainConfig | None = None) -> None:
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+        self.U: torch.Tensor | None = None
+        self.V: torch.Tensor | None = None
+        self.history: list[dict[str, Any]] = []
+        self.metrics: dict[str, float] = {}
+        self.popularity: dict[str, float] = {}
+        self._objective: Objective | None = None
+
+    # -- factors ---------------------------------------------------------------------
+    @property
+    def user_factors(self) -> np.ndarray:
+        return self._numpy(self.U)
+
+    @property
+    def movie_factors(self) -> np.ndarray:
+        return self._numpy(self.V)
+
+    @staticmethod
+    def _numpy(x: torch.Tensor | None) -> np.ndarray:
+        if x is None:
+            raise RuntimeError("the model is not fitted")
+        return x.detach().cpu().numpy()
+
+    def loss(self) -> float:
+        """The exact loss of the current factors (the notebook's mean over cells)."""
+        if self._objective is None:
+            raise RuntimeError("loss() needs fit() first: the objective depends on the data")
+        return self._objective.loss(self.U, self.V)
+
+    # -- training --------------------------------------------------------------------
+    def fit(
+        self,
+        train: InteractionsLike,
+        holdout: Holdout | None = None,
+        checkpoint_dir: Path | None = None,
+        progress: bool = True,
+        callback: Callback | None = None,
+    ) -> MatrixFactorization:
+        cfg = self.config
+        n_users, n_movies = (int(s) for s in train.shape)
+        backend = "torch" if cfg.sigmoid else cfg.cpu_kernels
+        ops = make_ops(train, cfg.alpha, cfg.unobserved_weight, self.device, backend)
+        lam_u, lam_v = regularization_weights(
+            train, cfg.regularization, cfg.scale_regularization, cfg.unobserved_weight
+        )
+        objective = self._objective = Objective(ops, lam_u, lam_v, sigmoid=cfg.sigmoid)
+        if cfg.solver == "als" and cfg.sigmoid:
+            raise ValueError("sigmoid predictions need a gradient solver (adam, adagrad, sgd)")
+
+        g = torch.Generator().manual_seed(cfg.seed)
+        self.U = (torch.randn(n_users, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
+        self.V = (torch.randn(n_movies, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
+        optimizer = None
+        if cfg.solver != "als":
+            optimizer = make_optimizer(cfg.solver, [self.U, self.V], cfg.learning_rate, cfg.momentum)
+        self.history, start = [], 0
+        if checkpoint_dir is not None:
+            start = self._resume(Path(checkpoint_dir), optimizer)
+
+        evaluate = _evaluator(train, holdout, eval_ks(cfg))
+        best, bad_evals = _early_stopping_state(self.history, cfg.early_stopping_metric)
+        bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc="train")
+        for it in range(start, cfg.iterations):
+            t0 = time.perf_counter()
+            if optimizer is None:
+                als_sweep(ops, objective, self.U, self.V, cfg.als_solve, cfg.cg_steps)
+            else:
+                gradient_step(objective, self.U, self.V, optimizer)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            record: dict[str, Any] = {
+                "iteration": it + 1,
+                "seconds": time.perf_counter() - t0,
+                "loss": objective.loss(self.U, self.V),
+            }
+            stop = False
+            if evaluate and cfg.eval_every and (it + 1) % cfg.eval_every == 0:
+                record["metrics"] = evaluate(self.U, self.V)
+                if cfg.early_stopping_metric:
+                    value = record["metrics"][cfg.early_stopping_metric]
+                    best, bad_evals = (value, 0) if value > best else (best, bad_evals + 1)
+                    stop = bad_evals >= cfg.patience
+            self.history.append(record)
+            if checkpoint_dir is not None:
+                self._checkpoint(Path(checkpoint_dir), optimizer)
+            bar.set_postfix(loss=f"{record['loss']:.6g}", s_per_it=f"{record['seconds']:.2f}")
+            bar.update()
+            if callback is not None:
+                callback(self, record)
+            if stop:
+                break
+        bar.close()
+        if evaluate:
+            last = self.history[-1] if self.history else {}
+            self.metrics = last.get("metrics") or evaluate(self.U, self.V)
+            from wmf.metrics import evaluate_popularity
+
+            self.popularity = evaluate_popularity(train, holdout, eval_ks(cfg))
+        return self
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """model.safetensors (factors, config and shapes in its metadata) + config.json."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {"user_factors": self.U, "movie_factors": self.V}
+        save_file(
+            {k: v.detach().cpu().float().contiguous() for k, v in tensors.items()},
+            directory / MODEL_FILE,
+            metadata={"config": json.dumps(dataclasses.asdict(self.config))},
+        )
+        (directory / CONFIG_FILE).write_text(json.dumps(self._describe(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path, device: str = "cpu") -> MatrixFactorization:
+        directory = Path(directory)
+        described = json.loads((directory / CONFIG_FILE).read_text())
+        model = cls(dataclasses.replace(TrainConfig(**described["config"]), device=device))
+        tensors = load_file(directory / MODEL_FILE)
+        model.U = tensors["user_factors"].to(model.device)
+        model.V = tensors["movie_factors"].to(model.device)
+        return model
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.config),
+            "n_users": int(self.U.shape[0]),
+            "n_movies": int(self.V.shape[0]),
+            "factors": int(self.U.shape[1]),
+        }
+
+    def _checkpoint(self, directory: Path, optimizer: torch.optim.Optimizer | None) -> None:
+        """Everything the remaining iterations need, in one file replaced atomically."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {"user_factors": self.U, "movie_factors": self.V}
+        optim_meta: dict[str, Any] = {}
+        if optimizer is not None:
+            state = optimizer.state_dict()
+            optim_meta = {"param_groups": state["param_groups"], "state": {}}
+            for pid, entries in state["state"].items():
+                optim_meta["state"][str(pid)] = sorted(entries)
+                for key, value in entries.items():
+                    tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
+        metadata = {
+            "iteration": str(len(self.history)),
+            "history": json.dumps(self.history),
+            "config": json.dumps(dataclasses.asdict(self.config)),
+            "optimizer": json.dumps(optim_meta),
+        }
+        tmp = directory / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata)
+        os.replace(tmp, directory / CHECKPOINT_FILE)
+
+    def _resume(self, directory: Path, optimizer: torch.optim.Optimizer | None) -> int:
+        """Load a compatible checkpoint; returns the number of iterations already done."""
+        path = directory / CHECKPOINT_FILE
+        if not path.exists():
+            return 0
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+        saved = json.loads(metadata["config"])
+        current = dataclasses.asdict(self.config)
+        if any(saved.get(k) != v for k, v in current.items() if k not in _RESUMABLE_DIFFERENCES):
+            return 0
+        if tensors["user_factors"].shape != self.U.shape:
+            return 0
+        if tensors["movie_factors"].shape != self.V.shape:
+            return 0
+        self.U.copy_(tensors["user_factors"])
+        self.V.copy_(tensors["movie_factors"])
+        optim_meta = json.loads(metadata["optimizer"])
+        if optimizer is not None and optim_meta:
+            state = {
+                int(pid): {k: tensors[f"optim.{pid}.{k}"] for k in keys}
+                for pid, keys in optim_meta["state"].items()
+            }
+            optimizer.load_state_dict({"state": state, "param_groups": optim_meta["param_groups"]})
+        self.history = json.loads(metadata["history"])
+        return int(metadata["iteration"])
+
+
+def _evaluator(
+    train: InteractionsLike, holdout: Holdout | None, ks: tuple[int, ...]
+) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None:
+    if holdout is None or len(holdout[0]) == 0:
+        return None
+    from wmf.metrics import evaluate
+
+    def run(U: torch.Tensor, V: torch.Tensor) -> dict[str, float]:
+        return {k: float(v) for k, v in evaluate(U.cpu(), V.cpu(), train, holdout, ks).items()}
+
+    return run
+
+
+def _early_stopping_state(history: list[dict[str, Any]], metric: str) -> tuple[float, int]:
+    """(best value so far, evaluations since it) replayed from a resumed history."""
+    best, bad = -float("inf"), 0
+    for record in history:
+        if metric and "metrics" in record:
+            value = record["metrics"][metric]
+            best, bad = (value, 0) if value > best else (best, bad + 1)
+    return best, bad
