@@ -45,8 +45,7 @@ def _config_from(args: argparse.Namespace) -> PipelineConfig:
     parts = {}
     for stage, cls in STAGE_CONFIGS.items():
         parts[stage] = {
-            f.name: values.get(f"{cls.__name__}.{f.name}", f.default)
-            for f in dataclasses.fields(cls)
+            f.name: values.get(f"{cls.__name__}.{f.name}", f.default) for f in dataclasses.fields(cls)
         }
     return PipelineConfig.from_dict(parts)
 
@@ -54,10 +53,7 @@ def _config_from(args: argparse.Namespace) -> PipelineConfig:
 def _run_config_from(args: argparse.Namespace) -> RunConfig:
     values = vars(args)
     return RunConfig(
-        **{
-            f.name: values.get(f"RunConfig.{f.name}", f.default)
-            for f in dataclasses.fields(RunConfig)
-        }
+        **{f.name: values.get(f"RunConfig.{f.name}", f.default) for f in dataclasses.fields(RunConfig)}
     )
 
 
@@ -71,13 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser(
-        "generate", help="write synthetic data in the Kaggle layout", formatter_class=fmt
-    )
+    gen = sub.add_parser("generate", help="write synthetic data in the Kaggle layout", formatter_class=fmt)
     gen.add_argument("--out", type=Path, required=True, help="folder to write RAW files into")
-    gen.add_argument(
-        "--scale", type=float, default=1.0, help="1 = the full set's 100,480,507 ratings"
-    )
+    gen.add_argument("--scale", type=float, default=1.0, help="1 = the full set's 100,480,507 ratings")
     gen.add_argument("--seed", type=int, default=0)
 
     for stage in STAGES:
@@ -101,15 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="generate a small dataset and run the pipeline on it", formatter_class=fmt
     )
-    demo.add_argument(
-        "--out", type=Path, default=Path("wmf-demo"), help="folder for raw data and outputs"
-    )
+    demo.add_argument("--out", type=Path, default=Path("wmf-demo"), help="folder for raw data and outputs")
     demo.add_argument("--scale", type=float, default=DEMO_SCALE)
     demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
-    status = sub.add_parser(
-        "status", help="show each stage's published output", formatter_class=fmt
-    )
+    status = sub.add_parser("status", help="show each stage's published output", formatter_class=fmt)
     status.add_argument("--data", type=Path, required=True)
     status.add_argument("--raw", type=Path, help="tell whether outputs are current for this RAW")
     for name, cls in STAGE_CONFIGS.items():
@@ -120,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder of stage outputs")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument(
-        "--wait", action="store_true", help="wait for another run on DATA instead of exiting"
-    )
+    p.add_argument("--wait", action="store_true", help="wait for another run on DATA instead of exiting")
     _add_dataclass_options(p, RunConfig, "orchestration")
 
 
@@ -141,21 +127,20 @@ def run_pipeline(
     force: list[str] | None = None,
     wait: bool = False,
 ) -> tuple[bool, dict[str, Any]]:
-    """Run the flow under DATA's lock; returns (success, summary)."""
+    """Run the flow; returns (success, summary)."""
     _quiet_prefect()
     from flows.pipeline import PipelineFailed, pipeline
-    from wmf.store import exclusive
 
-    with exclusive(data, wait=wait):
-        state = pipeline(
-            data=str(data.resolve()),
-            raw=None if raw is None else str(raw.resolve()),
-            config=config.to_dict(),
-            run=dataclasses.asdict(run),
-            only=only,
-            force=force,
-            return_state=True,
-        )
+    state = pipeline(
+        data=str(data.resolve()),
+        raw=None if raw is None else str(raw.resolve()),
+        config=config.to_dict(),
+        run=dataclasses.asdict(run),
+        only=only,
+        force=force,
+        wait=wait,
+        return_state=True,
+    )
     if state.is_failed():
         exc = state.result(raise_on_failure=False)
         summary = exc.summary if isinstance(exc, PipelineFailed) else {"error": str(exc)}
@@ -169,9 +154,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         return
     for stage, info in summary.get("stages", {}).items():
         line = f"{stage:<7} {info['state']:<9} {info['seconds']:>8.1f} s"
-        print(
-            line + (f"  {info['error']}" if "error" in info else f"  {info.get('directory', '')}")
-        )
+        print(line + (f"  {info['error']}" if "error" in info else f"  {info.get('directory', '')}"))
         for name, table in info.get("outputs", {}).items():
             print(f"          {name:<22} {table['rows']:>12,} rows  {table['path']}")
 

@@ -13,6 +13,7 @@ from tasks.stages import stage_task
 from wmf import stages
 from wmf.config import PipelineConfig, RunConfig
 from wmf.errors import WmfError
+from wmf.store import exclusive
 
 
 class PipelineFailed(RuntimeError):
@@ -25,8 +26,7 @@ class PipelineFailed(RuntimeError):
 
 def _outputs(manifest: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: {"path": table["path"], "rows": table["rows"]}
-        for name, table in manifest["outputs"].items()
+        name: {"path": table["path"], "rows": table["rows"]} for name, table in manifest["outputs"].items()
     }
 
 
@@ -38,12 +38,26 @@ def pipeline(
     run: dict[str, Any] | None = None,
     only: list[str] | None = None,
     force: list[str] | None = None,
+    wait: bool = False,
 ) -> dict[str, Any]:
     """Run `only` (default: every) stage in order, each reading its upstream's published output.
 
     A stage whose inputs, parameters and code are unchanged comes back "Cached";
-    stages in `force` run again regardless.
+    stages in `force` run again regardless. DATA is locked for the whole run, so
+    a second pipeline on the same DATA waits (`wait`) or fails at once.
     """
+    with exclusive(Path(data), wait=wait):
+        return _run_stages(data, raw, config, run, only, force)
+
+
+def _run_stages(
+    data: str,
+    raw: str | None,
+    config: dict[str, Any] | None,
+    run: dict[str, Any] | None,
+    only: list[str] | None,
+    force: list[str] | None,
+) -> dict[str, Any]:
     logger = get_run_logger()
     cfg = PipelineConfig.from_dict(config or {})
     run_cfg = RunConfig(**(run or {}))

@@ -15,3 +15,25 @@ def sample_dir() -> Path:
     if not SAMPLE_DIR.is_dir():
         pytest.skip(f"real Netflix samples not found at {SAMPLE_DIR} (not redistributable)")
     return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated dataset in the Kaggle layout (no real bytes)."""
+    from wmf.generate import generate
+
+    raw = tmp_path_factory.mktemp("raw")
+    generate(raw, scale=0.0005, seed=7, progress=False)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server and database for the whole test session."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
