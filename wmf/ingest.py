@@ -1,0 +1,388 @@
+"""Ingest: the raw Netflix Prize files to typed Parquet tables.
+
+Ratings and probe files are parsed by one streaming polars scan (every field
+read as text, then cast leniently), so 100 M lines never sit in memory and the
+clean case costs one pass. Malformed lines are found vectorized: each row gets
+an `ok` flag, and only the rows that fail it are collected, with their global
+row index, to recover file, line number, text and reason afterwards.
+movie_titles is small and irregular (no CSV quoting, commas inside titles,
+several encodings in the wild), so it is parsed line by line in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from wmf.config import IngestConfig
+from wmf.errors import BadInputError, MissingInputError
+
+RATINGS_SCHEMA = {"movie_id": pl.Int32, "user_id": pl.Int32, "rating": pl.Int8, "date": pl.Date}
+MOVIES_SCHEMA = {"movie_id": pl.Int32, "year": pl.Int16, "title": pl.String}
+PROBE_SCHEMA = {"movie_id": pl.Int32, "user_id": pl.Int32}
+REJECTS_SCHEMA = {"file": pl.String, "line": pl.Int64, "text": pl.String, "reason": pl.String}
+
+# Reason codes computed in polars for the (few) rows that fail the checks.
+_REASONS = {
+    1: "malformed MovieID line",
+    2: "wrong number of fields (or an empty field)",
+    3: "customer id is not a positive integer",
+    4: "rating is not an integer in 1..5",
+    5: "date is not YYYY-MM-DD",
+    6: "line before any MovieID line",
+    7: "line under a malformed MovieID line",
+}
+_NO_MOVIE, _BAD_MOVIE = 0, -1
+
+
+def find_inputs(raw: Path) -> dict[str, list[Path]]:
+    """The raw files ingest reads: Kaggle's combined_data_*.txt or the original training_set/."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise MissingInputError(f"raw data folder {raw} does not exist")
+    ratings = sorted(raw.glob("combined_data_*.txt")) or sorted(raw.glob("training_set/mv_*.txt"))
+    if not ratings:
+        raise MissingInputError(
+            f"no ratings files in {raw}: expected combined_data_*.txt or training_set/mv_*.txt"
+        )
+    movies = [p for p in (raw / "movie_titles.csv", raw / "movie_titles.txt") if p.is_file()][:1]
+    if not movies:
+        raise MissingInputError(f"no movie_titles.csv (or movie_titles.txt) in {raw}")
+    probe = [raw / "probe.txt"] if (raw / "probe.txt").is_file() else []
+    return {"ratings": ratings, "movies": movies, "probe": probe}
+
+
+@dataclass
+class _Rejects:
+    """Collects rejected lines, or raises on the first one in error mode."""
+
+    raw: Path
+    mode: str
+    rows: list[dict[str, Any]]
+
+    def add(self, path: Path, line: int, text: str, reason: str) -> None:
+        if self.mode == "error":
+            raise BadInputError(path, line, text, reason)
+        self.rows.append({"file": _name(path, self.raw), "line": line, "text": text, "reason": reason})
+
+
+def ingest(raw: Path, out: Path, config: IngestConfig, progress: bool = True) -> dict:
+    """Parse RAW into OUT/{ratings,movies,probe,rejects}.parquet; return counts for the manifest."""
+    raw, out = Path(raw), Path(out)
+    inputs = find_inputs(raw)
+    rejects = _Rejects(raw, config.on_bad_lines, [])
+    tables: dict[str, dict[str, Any]] = {}
+    files: list[dict[str, Any]] = []
+    steps = tqdm(total=2 + len(inputs["probe"]), desc="ingest", unit="table", disable=not progress)
+
+    movies, movie_info = _read_titles(inputs["movies"][0], rejects)
+    tables["movies"] = _write(movies, out / "movies.parquet")
+    files.append(movie_info)
+    steps.update()
+
+    for kind, name in (("probe", "probe"), ("ratings", "ratings")):
+        if inputs[kind]:
+            path = out / f"{name}.parquet"
+            files += _read_lines_table(inputs[kind], kind, path, raw, rejects)
+            tables[name] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
+            steps.update()
+    steps.close()
+
+    if config.on_bad_lines == "skip":
+        table = pl.DataFrame(rejects.rows, schema=REJECTS_SCHEMA, orient="row")
+        tables["rejects"] = _write(table, out / "rejects.parquet")
+    input_lines = sum(f["lines"] for f in files)
+    warnings = movie_info.pop("warnings")
+    return {
+        "tables": tables,
+        "input_lines": input_lines,
+        "accepted": input_lines - len(rejects.rows),
+        "rejected": len(rejects.rows),
+        "files": files,
+        "movies_encoding": movie_info.pop("encoding"),
+        "warnings": warnings,
+    }
+
+
+def _write(df: pl.DataFrame, path: Path) -> dict[str, Any]:
+    df.write_parquet(path, compression="zstd")
+    return {"path": path.name, "rows": df.height}
+
+
+def _name(path: Path, raw: Path) -> str:
+    return path.relative_to(raw).as_posix() if path.is_relative_to(raw) else str(path)
+
+
+# --- ratings and probe: MovieID lines, then one record per line -------------------------------
+
+
+def _read_lines_table(
+    paths: list[Path], kind: str, dest: Path, raw: Path, rejects: _Rejects
+) -> list[dict[str, Any]]:
+    """Stream PATHS (ratings or probe layout) into DEST; report bad lines; per-file line counts."""
+    stats = _fast_ratings(paths, dest) if kind == "ratings" else None
+    bad = None
+    if stats is None:
+        lf, ok, reason = _checked_scan(paths, kind)
+        columns = list(RATINGS_SCHEMA if kind == "ratings" else PROBE_SCHEMA)
+        stats = _sink(lf, ok, columns, dest)
+        bad = lf.filter(~ok).select("path", "row", reason.alias("reason"))
+    stats_by_path = {row["path"]: row for row in stats.iter_rows(named=True)}
+    for path in paths:
+        if stats_by_path.get(str(path), {}).get("lines", 0) == 0:
+            # Even in skip mode: an empty file is a broken download, not a line to skip.
+            raise BadInputError(path, 1, "", f"empty {kind} file")
+    if bad is not None and stats["rejected"].sum():
+        if rejects.mode == "error":
+            bad = bad.head(1)
+        first_row = {Path(p): s["first_row"] for p, s in stats_by_path.items()}
+        for path, line, text, code in _locate(bad.collect(engine="streaming"), first_row):
+            rejects.add(path, line, text, _REASONS[code])
+    return [
+        {
+            "name": _name(path, raw),
+            "kind": kind,
+            "lines": stats_by_path[str(path)]["lines"],
+            "rejected": stats_by_path[str(path)]["rejected"],
+        }
+        for path in paths
+    ]
+
+
+def _sink(lf: pl.LazyFrame, ok: pl.Expr, columns: list[str], dest: Path) -> pl.DataFrame:
+    """Write the good records to DEST and return per-file first row, line and bad-line counts."""
+    good = lf.filter(ok & ~pl.col("header")).select(columns).sink_parquet(dest, lazy=True)
+    # Only sums here: collecting the bad rows in the same pass makes polars buffer the
+    # whole input (measured: 2.8 GB instead of 0.5 GB for 40 M lines).
+    per_file = lf.group_by("path").agg(
+        pl.col("row").min().alias("first_row"),
+        (~pl.col("blank")).sum().alias("lines"),
+        (~ok).sum().alias("rejected"),
+    )
+    return pl.collect_all([good, per_file], engine="streaming")[1]
+
+
+def _scan(paths: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """Rows of the Netflix line layout: `MovieID:` lines land in column a, the others null."""
+    return pl.scan_csv(
+        paths,
+        has_header=False,
+        new_columns=list(schema),
+        schema=schema,
+        missing_columns="insert",  # MovieID lines have one field
+        truncate_ragged_lines=True,  # a 5th field still shows up in `extra`
+        quote_char=None,  # a stray quote must not swallow the following lines
+        encoding="utf8-lossy",
+        include_file_paths="path",
+        row_index_name="row",
+    )
+
+
+def _fast_ratings(paths: list[Path], dest: Path) -> pl.DataFrame | None:
+    """The clean case in one typed pass (~1.5x faster); None when anything looks wrong.
+
+    Typed columns make polars raise on a bad value without saying where, and the
+    movie id is forward-filled across files, so any doubt (a parse error, a file
+    not opening with a MovieID line, a failed check) sends the caller to the
+    checked scan, which finds every bad line.
+    """
+    if not all(_opens_with_movie_line(p) for p in paths):
+        return None
+    schema = {"a": pl.String, "b": pl.Int8, "c": pl.Date, "extra": pl.String}
+    a, b, c, extra = pl.col("a"), pl.col("b"), pl.col("c"), pl.col("extra")
+    no_fields = b.is_null() & c.is_null() & extra.is_null()
+    header = a.str.ends_with(":") & no_fields
+    movie = a.str.strip_suffix(":").cast(pl.Int32, strict=False)
+    lf = _scan(paths, schema).with_columns(
+        (a.is_null() & no_fields).alias("blank"),
+        header.alias("header"),
+        pl.when(header).then(movie.fill_null(_BAD_MOVIE)).forward_fill().alias("movie_id"),
+        a.cast(pl.Int32, strict=False).alias("user_id"),
+        b.alias("rating"),
+        c.alias("date"),
+    )
+    record_ok = (pl.col("user_id") > 0) & b.is_between(1, 5) & c.is_not_null() & extra.is_null()
+    ok = pl.col("blank") | ((pl.col("header") | record_ok) & (pl.col("movie_id") > 0))
+    try:
+        stats = _sink(lf, ok.fill_null(False), list(RATINGS_SCHEMA), dest)
+    except pl.exceptions.ComputeError:
+        return None
+    if stats["rejected"].sum() or (stats["lines"] > 0).sum() < len(paths):
+        return None
+    return stats
+
+
+def _opens_with_movie_line(path: Path) -> bool:
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                return line.strip().endswith(b":")
+    return False
+
+
+def _checked_scan(paths: list[Path], kind: str) -> tuple[pl.LazyFrame, pl.Expr, pl.Expr]:
+    """Lazy rows of PATHS with parsed columns, the `ok` check and the reason code of a bad row."""
+    lf = _scan(paths, dict.fromkeys(["a", "b", "c", "extra"], pl.String))
+    a, b, c, extra = pl.col("a"), pl.col("b"), pl.col("c"), pl.col("extra")
+    blank = (a.is_null() | (a.str.strip_chars() == "")) & b.is_null() & c.is_null() & extra.is_null()
+    header = a.str.ends_with(":") & b.is_null() & c.is_null() & extra.is_null()
+    movie = a.str.strip_suffix(":").cast(pl.Int32, strict=False)
+    # Forward-fill the block's movie id, restarting at every file so a file that does not
+    # open with a MovieID line cannot inherit the previous file's movie.
+    movie_id = (
+        pl.when(header)
+        .then(pl.when(movie > 0).then(movie).otherwise(_BAD_MOVIE))
+        .when(pl.col("path") != pl.col("path").shift(1))
+        .then(_NO_MOVIE)
+        .forward_fill()
+        .fill_null(_NO_MOVIE)
+        .cast(pl.Int32)
+    )
+    lf = lf.with_columns(
+        blank.alias("blank"),
+        header.alias("header"),
+        movie_id.alias("movie_id"),
+        a.cast(pl.Int32, strict=False).alias("user_id"),
+    )
+    # Conditions are null where a cast failed; a null must fail the check, not pass it.
+    user_ok = (pl.col("user_id") > 0).fill_null(False)
+    block_ok = (pl.col("movie_id") > 0).fill_null(False)
+    if kind == "ratings":
+        lf = lf.with_columns(
+            b.cast(pl.Int8, strict=False).alias("rating"),
+            c.str.to_date("%Y-%m-%d", strict=False).alias("date"),
+        )
+        fields_ok = b.is_not_null() & c.is_not_null() & extra.is_null()
+        date_ok = pl.col("date").is_not_null()
+        rating_ok = pl.col("rating").is_between(1, 5).fill_null(False)
+        record_ok = fields_ok & user_ok & rating_ok & date_ok & block_ok
+    else:
+        fields_ok = b.is_null() & c.is_null() & extra.is_null()
+        record_ok = fields_ok & user_ok & block_ok
+    header_ok = pl.col("header") & block_ok
+    ok = pl.col("blank") | header_ok | (~pl.col("header") & record_ok)
+
+    reason = pl.when(pl.col("header")).then(1).when(~fields_ok).then(2).when(~user_ok).then(3)
+    if kind == "ratings":
+        reason = reason.when(~rating_ok).then(4).when(~date_ok).then(5)
+    reason = reason.when(pl.col("movie_id") == _NO_MOVIE).then(6).otherwise(7)
+    return lf, ok.fill_null(False), reason
+
+
+def _locate(bad_rows: pl.DataFrame, first_row: dict[Path, int]) -> Iterable[tuple[Path, int, str, int]]:
+    """(path, 1-based line, text, reason code) of each bad row, reading only the files involved."""
+    for (path_str,), group in bad_rows.sort("row").group_by("path", maintain_order=True):
+        path = Path(path_str)
+        lines = (group["row"] - first_row[path] + 1).to_list()
+        texts = _line_texts(path, lines)
+        yield from zip([path] * len(lines), lines, texts, group["reason"].to_list(), strict=True)
+
+
+def _line_texts(path: Path, lines: list[int]) -> list[str]:
+    """The text of the given (ascending) 1-based line numbers of PATH, without the line ending."""
+    wanted = dict.fromkeys(lines, "")
+    last = lines[-1]
+    with path.open("rb") as f:
+        for number, raw_line in enumerate(f, 1):
+            if number in wanted:
+                wanted[number] = raw_line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+            if number >= last:
+                break
+    return [wanted[n] for n in lines]
+
+
+# --- movie_titles: id,year,title with commas in titles and no quoting ---------------------------
+
+
+def _decode_titles(data: bytes) -> tuple[str, str]:
+    """Text and encoding of movie_titles bytes (the original is latin-1; copies vary).
+
+    UTF-8 is tried first (pure ASCII and re-encoded copies). Otherwise latin-1,
+    unless that yields C1 control characters (bytes 0x80-0x9F), which never
+    occur in titles but are accented letters in Mac Roman, the encoding a Mac
+    spreadsheet round-trip leaves behind (0x8E = é).
+    """
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("latin-1")
+    if any("\x80" <= ch <= "\x9f" for ch in text):
+        return data.decode("mac_roman"), "mac_roman"
+    return text, "latin-1"
+
+
+def _read_titles(path: Path, rejects: _Rejects) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Parse movie_titles: split on the first two commas only; `NULL` year is null.
+
+    A first line whose id is not a number is a header row (added by some copies)
+    and is skipped. Titles cut at their first comma by a spreadsheet round-trip
+    cannot be repaired and are kept as they are.
+    """
+    text, encoding = _decode_titles(path.read_bytes())
+    n_rejected = len(rejects.rows)
+    ids: list[int] = []
+    years: list[int | None] = []
+    titles: list[str] = []
+    seen: set[int] = set()
+    n_lines = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        n_lines += 1
+        fields = line.split(",", 2)
+        if n_lines == 1 and not fields[0].strip().isdigit():
+            continue  # header row
+        reason = _title_problem(fields, seen)
+        if reason:
+            rejects.add(path, number, line, reason)
+            continue
+        movie_id = int(fields[0])
+        seen.add(movie_id)
+        ids.append(movie_id)
+        years.append(None if fields[1] == "NULL" else int(fields[1]))
+        titles.append(fields[2])
+    if not ids:
+        raise BadInputError(path, 1, text.split("\n", 1)[0], "no movie title lines")
+    df = pl.DataFrame({"movie_id": ids, "year": years, "title": titles}, schema=MOVIES_SCHEMA)
+    warnings = []
+    lost = sum("\ufffd" in t for t in titles)
+    if lost:
+        warnings.append(
+            f"{path.name}: {lost} title(s) contain U+FFFD (a character lost by an earlier "
+            "re-encoding of the file)"
+        )
+    if encoding == "mac_roman":
+        warnings.append(f"{path.name}: decoded as Mac Roman (a spreadsheet round-trip copy?)")
+    info = {
+        "name": path.name,
+        "kind": "movies",
+        "lines": n_lines,
+        "rejected": len(rejects.rows) - n_rejected,
+        "encoding": encoding,
+        "warnings": warnings,
+    }
+    return df, info
+
+
+def _title_problem(fields: list[str], seen: set[int]) -> str | None:
+    if len(fields) < 3:
+        return "wrong number of fields (expected id,year,title)"
+    movie_id, year, title = fields
+    if not (movie_id.isascii() and movie_id.isdigit() and int(movie_id) > 0):
+        return "movie id is not a positive integer"
+    if int(movie_id) in seen:
+        return "duplicate movie id"
+    if year != "NULL" and not (year.isascii() and year.isdigit() and 1800 <= int(year) <= 2100):
+        return "year is not a year or NULL"
+    if not title.strip():
+        return "empty title"
+    return None
