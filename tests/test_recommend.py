@@ -1,0 +1,95 @@
+"""top_k and similar_items against a brute-force ranking (ties to the lower item index)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wmf.recommend import _mask_seen, _select_torch, similar_items, top_k
+
+
+def brute_top_k(scores: np.ndarray, seen: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by (score descending, item ascending), dropping seen items."""
+    n_rows, n_items = scores.shape
+    items = np.full((n_rows, k), -1, dtype=np.int32)
+    values = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    for r in range(n_rows):
+        order = sorted((j for j in range(n_items) if not seen[r, j]), key=lambda j: (-scores[r, j], j))[:k]
+        items[r, : len(order)] = order
+        values[r, : len(order)] = scores[r, order]
+    return items, values
+
+
+def to_csr(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    indptr = np.concatenate([[0], np.cumsum(dense.sum(axis=1))]).astype(np.int64)
+    return indptr, np.nonzero(dense)[1].astype(np.int32)
+
+
+@pytest.fixture
+def tied_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Small integer factors: many exactly tied scores, ~half the items seen."""
+    rng = np.random.default_rng(0)
+    users = rng.integers(-2, 3, (300, 4)).astype(np.float32)
+    items = rng.integers(-2, 3, (70, 4)).astype(np.float32)
+    seen = rng.random((300, 70)) < 0.5
+    return users, items, seen
+
+
+@pytest.mark.parametrize("k", [1, 7, 33, 40, 80])
+def test_top_k_matches_brute_force_with_ties_and_short_rows(tied_problem, k):
+    users, items, seen = tied_problem
+    expected = brute_top_k(users @ items.T, seen, k)
+    got = top_k(users, items, k, exclude=to_csr(seen), batch_size=64)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[0].dtype == np.int32 and got[1].dtype == np.float32
+    if k >= 40:  # some users have fewer unseen items than k: -1 / -inf padding
+        assert (got[0] == -1).any() and np.all(np.isneginf(got[1][got[0] == -1]))
+
+
+@pytest.mark.parametrize("k", [5, 40])
+def test_torch_selection_path_agrees(tied_problem, k):
+    """The CUDA code path (torch.topk + tie repair), exercised on the CPU."""
+    users, items, seen = tied_problem
+    scores = torch.as_tensor(users @ items.T)
+    indptr, indices = to_csr(seen)
+    _mask_seen(scores, (indptr, indices))
+    got_items, got_values = _select_torch(scores, k)
+    expected = brute_top_k(users @ items.T, seen, k)
+    np.testing.assert_array_equal(got_items.numpy(), expected[0])
+    np.testing.assert_array_equal(got_values.numpy(), expected[1])
+
+
+def test_top_k_never_returns_seen_items_and_ranks_descending():
+    rng = np.random.default_rng(1)
+    users, items = rng.standard_normal((500, 16)), rng.standard_normal((1000, 16))
+    seen = rng.random((500, 1000)) < 0.3
+    got_items, got_scores = top_k(torch.as_tensor(users), items, 50, exclude=to_csr(seen), batch_size=128)
+    assert not seen[np.arange(500)[:, None], got_items].any()
+    assert (np.diff(got_scores, axis=1) <= 0).all()
+    expected = brute_top_k((users @ items.T).astype(np.float32), seen, 50)[0]
+    assert (got_items == expected).mean() > 0.999  # float64 -> float32 rounding may swap near-ties
+
+
+def test_user_subset_keeps_requested_order(tied_problem):
+    users, items, seen = tied_problem
+    subset = np.array([299, 3, 150, 3])
+    full = top_k(users, items, 10, exclude=to_csr(seen))
+    part = top_k(users, items, 10, exclude=to_csr(seen), users=subset, batch_size=3)
+    np.testing.assert_array_equal(part[0], full[0][subset])
+
+
+def test_k_larger_than_catalogue_pads():
+    items, scores = top_k(np.ones((2, 1)), np.array([[1.0], [3.0], [2.0]]), 5)
+    np.testing.assert_array_equal(items, [[1, 2, 0, -1, -1]] * 2)
+    assert np.isneginf(scores[:, 3:]).all()
+
+
+def test_similar_items_is_cosine_and_excludes_self():
+    factors = np.array([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [-1.0, 0.0], [0.0, 0.0]])
+    items, scores = similar_items(factors, 4)
+    assert (items != np.arange(5)[:, None]).all()
+    assert items[0].tolist() == [1, 2, 4, 3]  # cosine ignores length; zero vector scores 0
+    np.testing.assert_allclose(scores[0], [10 / np.sqrt(101), 0.0, 0.0, -1.0], rtol=1e-6)
+    assert items[4].tolist() == [0, 1, 2, 3]  # all tied at 0: lower index first

@@ -1,0 +1,248 @@
+"""Batched exact top-k recommendation and item-to-item similarity.
+
+Scores are one dense matrix product per batch of users (BLAS through torch, so
+memory is bounded by the batch, not by the number of users). Selection on the
+CPU is a fused numba kernel: it drops the seen items and keeps a k-sized heap
+per row in one pass, about 5x faster than `torch.topk` over 17.8k columns. On
+other devices (CUDA) it is `torch.topk` with seen items set to -inf.
+
+Ties are broken deterministically, lower item index first, on every device:
+`torch.topk` alone is not stable, and recommendations must be reproducible.
+Slots beyond the number of candidate items hold item -1 and score -inf.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from tqdm import tqdm
+
+Array = np.ndarray | torch.Tensor
+_BLOCK = 32
+
+
+@torch.no_grad()
+def top_k(
+    user_factors: Array,
+    item_factors: Array,
+    k: int,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+    users: np.ndarray | None = None,
+    batch_size: int = 8192,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best `k` items of each user by dot product (items int32 [n, k], scores float32 [n, k]).
+
+    `exclude` is a user-major CSR (indptr, indices) of items never to recommend
+    (the seen items); `users` picks and orders the rows (default: all users).
+    """
+    n_users = user_factors.shape[0]
+    rows = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
+    items_t = _as_float32(item_factors, device)
+    out_items = np.empty((len(rows), k), dtype=np.int32)
+    out_scores = np.empty((len(rows), k), dtype=np.float32)
+    for start in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="top-k", unit="batch"):
+        batch = rows[start : start + batch_size]
+        scores = _as_float32(user_factors[_take(user_factors, batch, users is None)], device) @ items_t.T
+        seen = _csr_rows(exclude, batch, contiguous=users is None)
+        stop = start + len(batch)
+        out_items[start:stop], out_scores[start:stop] = _select(scores, seen, k)
+    return out_items, out_scores
+
+
+@torch.no_grad()
+def similar_items(
+    item_factors: Array,
+    k: int,
+    batch_size: int = 8192,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most similar `k` items of every item by cosine, the item itself excluded.
+
+    Items with a zero vector have cosine 0 with everything (not NaN).
+    """
+    factors = _as_float32(item_factors, device)
+    norms = factors.norm(dim=1, keepdim=True)
+    unit = factors / torch.where(norms > 0, norms, torch.ones_like(norms))
+    n = factors.shape[0]
+    self_ptr = np.arange(n + 1, dtype=np.int64)
+    self_idx = np.arange(n, dtype=np.int32)
+    return top_k(
+        unit, unit, k, exclude=(self_ptr, self_idx), batch_size=batch_size, device=device, progress=progress
+    )
+
+
+def _as_float32(x: Array, device: str) -> torch.Tensor:
+    return torch.as_tensor(x).to(device=device, dtype=torch.float32)
+
+
+def _take(factors: Array, batch: np.ndarray, contiguous: bool) -> slice | np.ndarray | torch.Tensor:
+    """Row selector for a batch: a slice (no copy) for consecutive users."""
+    if contiguous:
+        return slice(int(batch[0]), int(batch[-1]) + 1)
+    return torch.as_tensor(batch) if isinstance(factors, torch.Tensor) else batch
+
+
+def _csr_rows(
+    exclude: tuple[np.ndarray, np.ndarray] | None, batch: np.ndarray, contiguous: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's rows of the exclusion CSR, re-based to start at 0."""
+    if exclude is None:
+        return np.zeros(len(batch) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    indptr, indices = np.asarray(exclude[0], dtype=np.int64), np.asarray(exclude[1])
+    if contiguous:
+        lo, hi = int(batch[0]), int(batch[-1]) + 1
+        return indptr[lo : hi + 1] - indptr[lo], indices[indptr[lo] : indptr[hi]]
+    starts = indptr[batch]
+    lengths = indptr[batch + 1] - starts
+    ptr = np.zeros(len(batch) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    positions = np.repeat(starts - ptr[:-1], lengths) + np.arange(ptr[-1])
+    return ptr, indices[positions]
+
+
+def _select(
+    scores: torch.Tensor, seen: tuple[np.ndarray, np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each row of a score batch, seen items dropped, ties to the lower index."""
+    _mask_seen(scores, seen)
+    if scores.device.type == "cpu":
+        items = np.empty((scores.shape[0], k), dtype=np.int32)
+        values = np.empty((scores.shape[0], k), dtype=np.float32)
+        _select_heap(scores.numpy(), _block_maxima(scores).numpy(), items, values)
+        return items, values
+    items_t, values_t = _select_torch(scores, k)
+    return items_t.cpu().numpy(), values_t.cpu().numpy()
+
+
+def _mask_seen(scores: torch.Tensor, seen: tuple[np.ndarray, np.ndarray]) -> None:
+    """Write -inf at the batch's CSR positions in one scatter."""
+    n_rows, n_items = scores.shape
+    ptr, idx = seen
+    flat_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(ptr))
+    flat = torch.as_tensor(flat_rows * n_items + idx.astype(np.int64), device=scores.device)
+    scores.view(-1)[flat] = -torch.inf
+
+
+def _block_maxima(scores: torch.Tensor) -> torch.Tensor:
+    """Maximum of each run of _BLOCK consecutive columns (vectorized by torch, unlike numba)."""
+    n_rows, n_items = scores.shape
+    full = n_items // _BLOCK * _BLOCK
+    maxima = scores[:, :full].view(n_rows, -1, _BLOCK).amax(dim=2)
+    if full < n_items:
+        maxima = torch.cat([maxima, scores[:, full:].amax(dim=1, keepdim=True)], dim=1)
+    return maxima
+
+
+def _select_torch(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Device-agnostic selection (seen items already -inf): topk, then exact tie order.
+
+    topk of k+1 reveals a tie across the k-th place; only such rows pay a full stable sort.
+    """
+    n_items = scores.shape[1]
+    kk = min(k + 1, n_items)
+    values, items = scores.topk(kk, dim=1)
+    items, order = items.sort(dim=1)
+    values, order = values.gather(1, order).sort(dim=1, descending=True, stable=True)
+    items = items.gather(1, order)
+    if kk > k:
+        tied = ((values[:, k - 1] == values[:, k]) & (values[:, k - 1] > -torch.inf)).nonzero().flatten()
+        if len(tied):
+            full_values, full_items = scores[tied].sort(dim=1, descending=True, stable=True)
+            values[tied], items[tied] = full_values[:, :kk], full_items[:, :kk]
+    values, items = values[:, :k], items[:, :k].to(torch.int32)
+    items[values == -torch.inf] = -1
+    pad = k - values.shape[1]
+    if pad > 0:
+        values = torch.nn.functional.pad(values, (0, pad), value=-torch.inf)
+        items = torch.nn.functional.pad(items, (0, pad), value=-1)
+    return items, values
+
+
+@numba.njit(parallel=True, cache=True)
+def _select_heap(scores, maxima, out_items, out_values):  # pragma: no cover - numba
+    """Per row: a min-heap of the best k (worst at the root) over the few items that can qualify.
+
+    The k-th largest of the block maxima is a lower bound of the row's k-th
+    largest score, so only blocks whose maximum reaches it are scanned: this
+    avoids most heap updates, which otherwise dominate (~5x torch.topk's time).
+    Items are visited in ascending order, so an equal score never displaces an
+    item already kept: ties go to the lower index without extra comparisons.
+    """
+    n_rows, n_items = scores.shape
+    k = out_items.shape[1]
+    n_blocks = maxima.shape[1]
+    for r in numba.prange(n_rows):
+        row = scores[r]
+        block_max = maxima[r]
+        threshold = -np.inf
+        if n_blocks > k:
+            threshold = np.partition(block_max.copy(), n_blocks - k)[n_blocks - k]
+        heap_v = out_values[r]
+        heap_i = out_items[r]
+        size = 0
+        for b in range(n_blocks):
+            if block_max[b] < threshold:
+                continue
+            for j in range(b * _BLOCK, min((b + 1) * _BLOCK, n_items)):
+                x = row[j]
+                if x < threshold or x == -np.inf:
+                    continue
+                if size < k:
+                    _sift_up(heap_v, heap_i, size, x, j)
+                    size += 1
+                elif x > heap_v[0]:
+                    _sift_down(heap_v, heap_i, size, x, j)
+        # Heap sort: pop the worst to the back, leaving the row best-first.
+        for end in range(size - 1, 0, -1):
+            v, i = heap_v[end], heap_i[end]
+            heap_v[end] = heap_v[0]
+            heap_i[end] = heap_i[0]
+            _sift_down(heap_v, heap_i, end, v, i)
+        for p in range(size, k):
+            heap_v[p] = -np.inf
+            heap_i[p] = -1
+
+
+@numba.njit(inline="always", cache=True)
+def _worse(v_a, i_a, v_b, i_b):  # pragma: no cover - numba
+    """Whether entry a ranks below entry b (lower score, or equal score and higher index)."""
+    return v_a < v_b or (v_a == v_b and i_a > i_b)
+
+
+@numba.njit(inline="always", cache=True)
+def _sift_up(heap_v, heap_i, size, v, i):  # pragma: no cover - numba
+    """Append (v, i) to the heap of `size` entries and restore the heap."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if _worse(heap_v[parent], heap_i[parent], v, i):
+            break
+        heap_v[pos] = heap_v[parent]
+        heap_i[pos] = heap_i[parent]
+        pos = parent
+    heap_v[pos] = v
+    heap_i[pos] = i
+
+
+@numba.njit(inline="always", cache=True)
+def _sift_down(heap_v, heap_i, size, v, i):  # pragma: no cover - numba
+    """Place (v, i) at the root of the heap of `size` entries and restore the heap."""
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
+            child += 1
+        if _worse(heap_v[child], heap_i[child], v, i):
+            heap_v[pos] = heap_v[child]
+            heap_i[pos] = heap_i[child]
+            pos = child
+        else:
+            break
+    heap_v[pos] = v
+    heap_i[pos] = i
