@@ -77,9 +77,9 @@ def ingest_scale(out: Path, scale: float) -> None:
     sys.path.insert(0, str(ROOT))
     try:
         from benchmarks.common import bench_raw
-        from wmf.ingest import ingest
 
         from wmf.config import IngestConfig
+        from wmf.ingest import ingest
     except ImportError as e:
         sys.exit(f"--scale needs benchmarks/common.py and wmf/ingest.py ({e}); use --synthetic N")
     ingest(bench_raw(scale), out, IngestConfig(), progress=False)
@@ -95,8 +95,11 @@ def run_child(ingest_dir: Path, out: Path, config: dict) -> None:
     print(json.dumps({"seconds": time.perf_counter() - start, "result": result}))
 
 
-def measure(ingest_dir: Path, config: dict) -> tuple[dict, float]:
-    """Run build_index in a fresh interpreter; return its output and peak RSS in GB."""
+def measure(ingest_dir: Path, config: dict) -> tuple[dict, float, float]:
+    """Run build_index in a fresh interpreter; return its output, peak RSS (GB) and CPU seconds.
+
+    The CPU seconds (whole child, imports included) tell a busy shared machine from a slow build.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-index-out-") as out:
         cmd = [sys.executable, __file__, "--child", str(ingest_dir), out, json.dumps(config)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -104,7 +107,8 @@ def measure(ingest_dir: Path, config: dict) -> tuple[dict, float]:
         _, status, usage = os.wait4(proc.pid, 0)
         if status != 0:
             sys.exit(f"build_index failed (status {status})")
-        return json.loads(stdout), usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+        cpu = usage.ru_utime + usage.ru_stime
+        return json.loads(stdout), usage.ru_maxrss / 1024**2, cpu  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
@@ -136,13 +140,16 @@ def main() -> None:
             else:
                 ingest_scale(ingest_dir, args.scale)
             print(f"prepared input in {time.perf_counter() - start:.1f} s (not measured)")
-        child, peak_gb = measure(ingest_dir, config)
+        child, peak_gb, cpu = measure(ingest_dir, config)
     r = child["result"]
     print(
         f"input: {r['n_ratings_in']:,} ratings -> {r['n_users']:,} users x {r['n_movies']:,} movies, "
         f"train {r['n_train']:,}, holdout {r['n_holdout']:,} ({json.dumps(config)})"
     )
-    print(f"build_index: {child['seconds']:.1f} s wall, {peak_gb:.2f} GB peak RSS (goal: 60 s, 8 GB)")
+    print(
+        f"build_index: {child['seconds']:.1f} s wall, {peak_gb:.2f} GB peak RSS (goal: 60 s, 8 GB); "
+        f"child process {cpu:.1f} s CPU, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

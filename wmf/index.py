@@ -3,8 +3,8 @@
 Design (full scale: 100 M ratings in well under a minute on 2 cores):
 - ids are dense-ranked by a join to the sorted unique ids, so user_idx/movie_idx
   follow ascending user_id/movie_id;
-- every interaction is sorted once by the packed key user_idx * n_movies + movie_idx;
-  filtering and splitting only drop rows, so the order stays CSR-ready;
+- interactions are sorted once by (user_idx, movie_idx) with an O(n) radix sort
+  (numba); filtering and splitting only drop rows, so the order stays CSR-ready;
 - duplicate (user, movie) pairs collapse to one interaction (latest date, highest
   rating), so the result never depends on input row order;
 - the user/movie minimums are iterated to a fixed point (a k-core): after
@@ -124,12 +124,12 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
     bar.update()
 
     bar.set_postfix_str("split")
-    users = rows.user_idx()
-    held = _holdout_mask(rows, users, config, probe_path)
+    starts = rows.row_starts()
+    held = _holdout_mask(rows, starts, config, probe_path)
     bar.update()
 
     bar.set_postfix_str("write")
-    counts = _write_outputs(rows, users, held, ingest_dir / "movies.parquet", out)
+    counts = _write_outputs(rows, starts, held, ingest_dir / "movies.parquet", out)
     bar.update()
     bar.close()
     return {
@@ -168,8 +168,14 @@ class _Rows:
     def n_movies(self) -> int:
         return len(self.movie_ids)
 
+    def row_starts(self) -> np.ndarray:
+        """indptr of all interactions: user u's rows are row_starts[u]:row_starts[u + 1]."""
+        first_keys = np.arange(len(self.user_ids) + 1, dtype=np.int64) * self.n_movies
+        return np.searchsorted(self.key, first_keys)
+
     def user_idx(self) -> np.ndarray:
-        return (self.key // self.n_movies).astype(np.int32)
+        n_users = len(self.user_ids)
+        return np.repeat(np.arange(n_users, dtype=np.int32), np.diff(self.row_starts()))
 
     def movie_idx(self) -> np.ndarray:
         return (self.key % self.n_movies).astype(np.int32)
@@ -187,7 +193,7 @@ class _Rows:
         return n_dup
 
     def filter_min_counts(self, min_user: int, min_movie: int) -> int:
-        """Drop users/movies below the minimums until none is left (k-core); returns rounds."""
+        """Drop users/movies below the minimums until all kept ones meet them; returns rounds."""
         rounds = 0
         while min_user > 1 or min_movie > 1:
             users, movies = self.user_idx(), self.movie_idx()
@@ -290,7 +296,7 @@ def _ranked(ids: pl.Series, idx_name: str) -> pl.LazyFrame:
     return ids.to_frame().with_row_index(idx_name).lazy()
 
 
-def _holdout_mask(rows: _Rows, users: np.ndarray, config: IndexConfig, probe_path: Path) -> np.ndarray:
+def _holdout_mask(rows: _Rows, starts: np.ndarray, config: IndexConfig, probe_path: Path) -> np.ndarray:
     """Boolean per row: held out for evaluation."""
     if config.holdout == "none":
         return np.zeros(len(rows.key), dtype=bool)
@@ -300,7 +306,7 @@ def _holdout_mask(rows: _Rows, users: np.ndarray, config: IndexConfig, probe_pat
         rank_key = _hash32(rows.key, config.split_seed)
     else:  # temporal: the most recent held out; equal dates -> the larger movie_idx
         rank_key = (rows.date.astype(np.int64) + 2**31).astype(_U64)
-    return _top_per_user(users, rank_key, len(rows.user_ids), config)
+    return _hold_largest(starts, rank_key, _holdout_counts(np.diff(starts), config))
 
 
 def _hash32(key: np.ndarray, seed: int) -> np.ndarray:
@@ -313,22 +319,29 @@ def _hash32(key: np.ndarray, seed: int) -> np.ndarray:
         return (z ^ (z >> _U64(31))) >> _U64(32)
 
 
-def _top_per_user(users: np.ndarray, rank_key: np.ndarray, n_users: int, config: IndexConfig) -> np.ndarray:
-    """Hold out each eligible user's round(fraction * n) rows with the largest rank_key.
+def _holdout_counts(n_per_user: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """round(fraction * n) per eligible user, at least one held out and one kept.
 
-    Eligible: at least holdout_min_user_ratings (and 2) interactions; at least one
-    row is held out and one kept. Ties keep the existing (movie_idx) order.
+    Eligible: at least holdout_min_user_ratings (and 2) interactions.
     """
-    n_per_user = np.bincount(users, minlength=n_users)
     n_hold = np.floor(config.holdout_fraction * n_per_user + 0.5).astype(np.int64)
     n_hold = np.clip(n_hold, 1, np.maximum(n_per_user - 1, 1))
     n_hold[n_per_user < max(config.holdout_min_user_ratings, 2)] = 0
-    # users are sorted already, so this sort only orders rows within each user
-    order = np.argsort((users.astype(_U64) << _U64(32)) | rank_key, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(n_per_user)))
-    rank_from_end = starts[1:][users] - np.arange(len(users))  # users[order] == users
-    held = np.empty(len(users), dtype=bool)
-    held[order] = rank_from_end <= n_hold[users]
+    return n_hold
+
+
+@numba.njit(cache=True)
+def _hold_largest(starts: np.ndarray, rank_key: np.ndarray, n_hold: np.ndarray) -> np.ndarray:
+    """Mark each user's n_hold rows of largest rank_key (< 2**32); ties: the later row."""
+    held = np.zeros(len(rank_key), np.bool_)
+    for u in range(len(n_hold)):
+        k = n_hold[u]
+        if k == 0:
+            continue
+        lo, hi = starts[u], starts[u + 1]
+        # the position in the low bits makes every value distinct: ties break by row
+        packed = (rank_key[lo:hi] << np.uint64(32)) | np.arange(hi - lo).astype(np.uint64)
+        held[lo + np.argsort(packed)[hi - lo - k :]] = True
     return held
 
 
@@ -348,14 +361,15 @@ def _probe_mask(rows: _Rows, probe_path: Path) -> np.ndarray:
 
 
 def _write_outputs(
-    rows: _Rows, users: np.ndarray, held: np.ndarray, titles_path: Path, out: Path
+    rows: _Rows, starts: np.ndarray, held: np.ndarray, titles_path: Path, out: Path
 ) -> dict[str, int]:
     movies = rows.movie_idx()
     n_users, n_movies = len(rows.user_ids), rows.n_movies
-    train = ~held
-    train_users, train_movies = users[train], movies[train]
-    row_n = np.bincount(train_users, minlength=n_users)
+    held_n = np.add.reduceat(held, starts[:-1], dtype=np.int64)  # every user has rows
+    row_n = np.diff(starts) - held_n
     indptr = np.concatenate(([0], np.cumsum(row_n))).astype(np.int64)
+    train = ~held
+    train_movies = movies[train]
     out.mkdir(parents=True, exist_ok=True)
     np.savez(
         out / TRAIN,
@@ -365,7 +379,7 @@ def _write_outputs(
         shape=np.array([n_users, n_movies], dtype=np.int64),
     )
     holdout = pl.DataFrame(
-        {"user_idx": users[held], "movie_idx": movies[held]},
+        {"user_idx": np.repeat(np.arange(n_users, dtype=np.int32), held_n), "movie_idx": movies[held]},
         schema={"user_idx": pl.Int32, "movie_idx": pl.Int32},
     )
     holdout.write_parquet(out / HOLDOUT, compression="zstd")
@@ -374,7 +388,7 @@ def _write_outputs(
             "user_idx": np.arange(n_users, dtype=np.int32),
             "user_id": rows.user_ids,
             "n_train": row_n.astype(np.int32),
-            "n_holdout": np.bincount(users[held], minlength=n_users).astype(np.int32),
+            "n_holdout": held_n.astype(np.int32),
         }
     ).write_parquet(out / USERS, compression="zstd")
     _movies_table(rows.movie_ids, np.bincount(train_movies, minlength=n_movies), titles_path).write_parquet(
@@ -383,7 +397,7 @@ def _write_outputs(
     return {
         "n_users": n_users,
         "n_movies": n_movies,
-        "n_train": int(train_users.shape[0]),
+        "n_train": int(indptr[-1]),
         "n_holdout": holdout.height,
     }
 
