@@ -33,8 +33,8 @@ def run_child(raw: Path, out: Path, mode: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - start, "result": result}))
 
 
-def measure(raw: Path, mode: str) -> tuple[dict, float, int]:
-    """Run ingest in a fresh interpreter; its output, peak RSS in GB and output bytes."""
+def measure(raw: Path, mode: str) -> tuple[dict, float, float, int]:
+    """Run ingest in a fresh interpreter: its output, peak RSS in GB, CPU seconds, output bytes."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-out-") as out:
         cmd = [sys.executable, __file__, "--child", str(raw), out, mode]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
@@ -43,7 +43,8 @@ def measure(raw: Path, mode: str) -> tuple[dict, float, int]:
         if status != 0:
             sys.exit(f"ingest failed (status {status})")
         size = sum(p.stat().st_size for p in Path(out).iterdir())
-        return json.loads(stdout), usage.ru_maxrss / 1024**2, size  # ru_maxrss: KiB on Linux
+        cpu = usage.ru_utime + usage.ru_stime  # whole child, interpreter start included
+        return json.loads(stdout), usage.ru_maxrss / 1024**2, cpu, size  # maxrss: KiB on Linux
 
 
 def main() -> None:
@@ -66,12 +67,13 @@ def main() -> None:
         raw = bench_raw(args.scale)
         print(f"raw files ready in {time.perf_counter() - start:.1f} s (not measured): {raw}")
     raw_bytes = sum(f.stat().st_size for f in Path(raw).rglob("*") if f.is_file())
-    child, peak_gb, out_bytes = measure(Path(raw), args.mode)
+    child, peak_gb, cpu, out_bytes = measure(Path(raw), args.mode)
     r, seconds = child["result"], child["seconds"]
     rows = {name: t["rows"] for name, t in r["tables"].items()}
     print(f"raw:        {raw} ({raw_bytes / 1e9:.2f} GB, {len(r['files'])} files)")
     print(f"lines:      {r['input_lines']:,} ({r['rejected']:,} rejected), tables {rows}")
     print(f"wall:       {seconds:.2f} s  ({r['input_lines'] / seconds / 1e6:.1f} M lines/s)")
+    print(f"CPU:        {cpu:.1f} s user+sys on {os.cpu_count()} cores (wall suffers from load)")
     print(f"peak RSS:   {peak_gb:.2f} GB")
     print(f"parquet:    {out_bytes / 2**20:.0f} MiB")
     print(

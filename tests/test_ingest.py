@@ -338,3 +338,20 @@ def test_probe_rating_line_raises(tmp_path: Path) -> None:
     (raw / "probe.txt").write_text("1:\n10\n10,3,2005-01-02")
     with pytest.raises(BadInputError, match=r"probe\.txt:3: wrong number of fields"):
         run(raw, tmp_path)
+
+
+def test_checked_scan_matches_fast_path(sample_raw: Path, tmp_path: Path) -> None:
+    """One bad line sends the whole file through the slower checked scan: same good rows."""
+    _, clean_out = run(sample_raw, tmp_path / "clean")
+    with (sample_raw / "combined_data_1.txt").open("a") as f:
+        f.write("20,3,2005-13-01\n")
+    result, out = run(sample_raw, tmp_path / "bad", SKIP)
+    assert result["rejected"] == 1
+    assert read(out, "ratings", RATINGS_SCHEMA).equals(read(clean_out, "ratings", RATINGS_SCHEMA))
+    assert read(out, "probe", PROBE_SCHEMA).equals(read(clean_out, "probe", PROBE_SCHEMA))
+    assert read(out, "rejects", REJECTS_SCHEMA).row(0) == (
+        "combined_data_1.txt",
+        42_813 + 20 + 1,
+        "20,3,2005-13-01",
+        "date is not YYYY-MM-DD",
+    )
