@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from wmf.config import IndexConfig, IngestConfig, TrainConfig  # noqa: E402
-from wmf.index import Interactions  # noqa: E402
 
 BENCH_DIR = ROOT / ".bench"
 KS = (20, 100)
@@ -194,9 +193,7 @@ def sweep(index_dir: Path, base: TrainConfig, factors: list[int], regs: list[flo
     for d in factors:
         for w0 in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2):
             for reg in regs:
-                config = dataclasses.replace(
-                    base, factors=d, unobserved_weight=w0, regularization=reg
-                )
+                config = dataclasses.replace(base, factors=d, unobserved_weight=w0, regularization=reg)
                 r = fit_ours(index_dir, config)
                 print(
                     f"| {d} | {w0} | {reg} | {r['recall@20']:.4f} | {r['ndcg@100']:.4f} "

@@ -10,6 +10,15 @@ from wmf.objective import NumbaOps, Objective, TorchOps, regularization_weights
 from wmf.solvers import als_half_step, als_sweep, gradient_step, make_optimizer
 
 
+@pytest.fixture(params=["numba-gather", "numba-scatter", "torch"])
+def ops_cls(request, monkeypatch):
+    """The three CG code paths: numba with the movie step gathering user factors or
+    streaming users and scattering (the full-scale path), and torch CSR ops."""
+    if request.param == "numba-scatter":
+        monkeypatch.setattr("wmf.objective.GATHER_BYTES", 0)
+    return TorchOps if request.param == "torch" else NumbaOps
+
+
 def setup(ops_cls, dtype=torch.float64, alpha=1.0, scale=False, d=8, seed=0, w0=0.05):
     train = random_interactions(90, 130, density=0.08, seed=seed)
     ops = ops_cls(train, alpha, w0, dtype=dtype)
@@ -20,7 +29,6 @@ def setup(ops_cls, dtype=torch.float64, alpha=1.0, scale=False, d=8, seed=0, w0=
     return ops, objective, U, V
 
 
-@pytest.mark.parametrize("ops_cls", [NumbaOps, TorchOps])
 @pytest.mark.parametrize("solve", ["cg", "cholesky"])
 @pytest.mark.parametrize("scale", [False, True])
 def test_every_half_step_does_not_increase_objective(ops_cls, solve, scale):
@@ -36,7 +44,6 @@ def test_every_half_step_does_not_increase_objective(ops_cls, solve, scale):
 
 
 @pytest.mark.parametrize("side", ["users", "movies"])
-@pytest.mark.parametrize("ops_cls", [NumbaOps, TorchOps])
 def test_cg_converges_to_cholesky(ops_cls, side):
     ops, objective, U, V = setup(ops_cls)
     exact_U, exact_V = U.clone(), V.clone()
@@ -46,11 +53,13 @@ def test_cg_converges_to_cholesky(ops_cls, side):
     torch.testing.assert_close(V, exact_V, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("gather_bytes", [0, 1 << 30], ids=["scatter", "gather"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_numba_and_torch_paths_give_same_factors(dtype):
+def test_numba_and_torch_paths_give_same_factors(dtype, gather_bytes, monkeypatch):
+    monkeypatch.setattr("wmf.objective.GATHER_BYTES", gather_bytes)
     results = []
-    for ops_cls in (NumbaOps, TorchOps):
-        ops, objective, U, V = setup(ops_cls, dtype=dtype, alpha=0.5)
+    for cls in (NumbaOps, TorchOps):
+        ops, objective, U, V = setup(cls, dtype=dtype, alpha=0.5)
         for _ in range(3):
             als_sweep(ops, objective, U, V, "cg", 3)
         results.append((U, V, objective.loss(U, V)))
@@ -61,7 +70,9 @@ def test_numba_and_torch_paths_give_same_factors(dtype):
     assert loss1 == pytest.approx(loss2, rel=tol)
 
 
-def test_numba_sweeps_are_deterministic():
+@pytest.mark.parametrize("gather_bytes", [0, 1 << 30], ids=["scatter", "gather"])
+def test_numba_sweeps_are_deterministic(gather_bytes, monkeypatch):
+    monkeypatch.setattr("wmf.objective.GATHER_BYTES", gather_bytes)
     runs = []
     for _ in range(2):
         ops, objective, U, V = setup(NumbaOps, dtype=torch.float32)

@@ -102,14 +102,15 @@ def als_half_step(
     w0 = ops.w0
     if side == "users":
         G, lam, X, Y = V.T @ V, objective.lam_users, U, V
-        if solve == "cg" and isinstance(ops, NumbaOps):
-            ops.cg_users(U, V, G, lam, cg_steps)
-            return
-        residual, product = ops.residual_users(U, V), lambda P: ops.product_users(P, V)
     else:
         G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
-        residual, product = ops.residual_movies(U, V), lambda P: ops.product_movies(U, P)
-    if solve == "cg":
+    if solve == "cg" and isinstance(ops, NumbaOps) and ops.row_local(side, X.shape[1]):
+        ops.cg_rows(side, X, Y, G, lam, cg_steps)
+    elif solve == "cg":
+        if side == "users":
+            residual, product = ops.residual_users(U, V), lambda P: ops.product_users(P, V)
+        else:
+            residual, product = ops.residual_movies(U, V), lambda P: ops.product_movies(U, P)
         batched_cg(X, G, w0, lam, cg_steps, residual, product)
     else:
         crow, col, conf = ops.csr(side)
