@@ -311,12 +311,18 @@ def _holdout_mask(rows: _Rows, starts: np.ndarray, config: IndexConfig, probe_pa
 
 def _hash32(key: np.ndarray, seed: int) -> np.ndarray:
     """splitmix64 of (pair, seed), top 32 bits: stable across platforms and library versions."""
-    with np.errstate(over="ignore"):
-        z = key.astype(_U64) ^ _U64((seed * 0x9E3779B97F4A7C15) & (2**64 - 1))
-        z += _U64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-        return (z ^ (z >> _U64(31))) >> _U64(32)
+    return _splitmix_high32(key, _U64((seed * 0x9E3779B97F4A7C15) & (2**64 - 1)))
+
+
+@numba.njit(cache=True)
+def _splitmix_high32(key: np.ndarray, salt: np.uint64) -> np.ndarray:
+    out = np.empty(len(key), np.uint64)
+    for i in range(len(key)):
+        z = (np.uint64(key[i]) ^ salt) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out[i] = (z ^ (z >> np.uint64(31))) >> np.uint64(32)
+    return out
 
 
 def _holdout_counts(n_per_user: np.ndarray, config: IndexConfig) -> np.ndarray:
