@@ -61,7 +61,10 @@ def main() -> None:
     raw = args.raw
     if raw is None:
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from common import bench_raw  # a colleague's module; only needed without --raw
+        try:
+            from common import bench_raw  # only needed without --raw
+        except ImportError:
+            sys.exit("benchmarks/common.py (bench_raw) is missing: pass --raw PATH instead")
 
         start = time.perf_counter()
         raw = bench_raw(args.scale)

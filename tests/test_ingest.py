@@ -355,3 +355,10 @@ def test_checked_scan_matches_fast_path(sample_raw: Path, tmp_path: Path) -> Non
         "20,3,2005-13-01",
         "date is not YYYY-MM-DD",
     )
+
+
+def test_first_title_line_is_a_header_only_if_it_names_the_columns(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path / "raw", {"combined_data_1.txt": GOOD}, "id,year,name\n" + TITLES)
+    with pytest.raises(BadInputError, match="movie id") as info:
+        run(raw, tmp_path)
+    assert info.value.line_number == 1

@@ -81,32 +81,31 @@ def ingest(raw: Path, out: Path, config: IngestConfig, progress: bool = True) ->
     files: list[dict[str, Any]] = []
     steps = tqdm(total=2 + len(inputs["probe"]), desc="ingest", unit="table", disable=not progress)
 
-    movies, movie_info = _read_titles(inputs["movies"][0], rejects)
-    tables["movies"] = _write(movies, out / "movies.parquet")
-    files.append(movie_info)
+    titles = _read_titles(inputs["movies"][0], rejects)
+    tables["movies"] = _write(titles.movies, out / "movies.parquet")
+    files.append(titles.file_info)
     steps.update()
 
-    for kind, name in (("probe", "probe"), ("ratings", "ratings")):
+    for kind in ("probe", "ratings"):
         if inputs[kind]:
-            path = out / f"{name}.parquet"
+            path = out / f"{kind}.parquet"
             files += _read_lines_table(inputs[kind], kind, path, raw, rejects)
-            tables[name] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
+            tables[kind] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
             steps.update()
     steps.close()
 
     if config.on_bad_lines == "skip":
-        table = pl.DataFrame(rejects.rows, schema=REJECTS_SCHEMA, orient="row")
+        table = pl.DataFrame(rejects.rows, schema=REJECTS_SCHEMA)
         tables["rejects"] = _write(table, out / "rejects.parquet")
     input_lines = sum(f["lines"] for f in files)
-    warnings = movie_info.pop("warnings")
     return {
         "tables": tables,
         "input_lines": input_lines,
         "accepted": input_lines - len(rejects.rows),
         "rejected": len(rejects.rows),
         "files": files,
-        "movies_encoding": movie_info.pop("encoding"),
-        "warnings": warnings,
+        "movies_encoding": titles.encoding,
+        "warnings": titles.warnings,
     }
 
 
@@ -319,11 +318,19 @@ def _decode_titles(data: bytes) -> tuple[str, str]:
     return text, "latin-1"
 
 
-def _read_titles(path: Path, rejects: _Rejects) -> tuple[pl.DataFrame, dict[str, Any]]:
+@dataclass
+class _Titles:
+    movies: pl.DataFrame
+    file_info: dict[str, Any]
+    encoding: str
+    warnings: list[str]
+
+
+def _read_titles(path: Path, rejects: _Rejects) -> _Titles:
     """Parse movie_titles: split on the first two commas only; `NULL` year is null.
 
-    A first line whose id is not a number is a header row (added by some copies)
-    and is skipped. Titles cut at their first comma by a spreadsheet round-trip
+    A first line naming a title column instead of holding an id is a header row
+    (added by some copies) and is skipped. Titles cut at their first comma by a spreadsheet round-trip
     cannot be repaired and are kept as they are.
     """
     text, encoding = _decode_titles(path.read_bytes())
@@ -339,7 +346,7 @@ def _read_titles(path: Path, rejects: _Rejects) -> tuple[pl.DataFrame, dict[str,
             continue
         n_lines += 1
         fields = line.split(",", 2)
-        if n_lines == 1 and not fields[0].strip().isdigit():
+        if n_lines == 1 and not fields[0].strip().isdigit() and "title" in line.lower():
             continue  # header row
         reason = _title_problem(fields, seen)
         if reason:
@@ -363,21 +370,19 @@ def _read_titles(path: Path, rejects: _Rejects) -> tuple[pl.DataFrame, dict[str,
     if encoding == "mac_roman":
         warnings.append(f"{path.name}: decoded as Mac Roman (a spreadsheet round-trip copy?)")
     info = {
-        "name": path.name,
+        "name": _name(path, rejects.raw),
         "kind": "movies",
         "lines": n_lines,
         "rejected": len(rejects.rows) - n_rejected,
-        "encoding": encoding,
-        "warnings": warnings,
     }
-    return df, info
+    return _Titles(df, info, encoding, warnings)
 
 
 def _title_problem(fields: list[str], seen: set[int]) -> str | None:
     if len(fields) < 3:
         return "wrong number of fields (expected id,year,title)"
     movie_id, year, title = fields
-    if not (movie_id.isascii() and movie_id.isdigit() and int(movie_id) > 0):
+    if not (movie_id.isascii() and movie_id.isdigit() and 0 < int(movie_id) < 2**31):
         return "movie id is not a positive integer"
     if int(movie_id) in seen:
         return "duplicate movie id"
