@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
 FULL_RATINGS = 100_480_507
 FULL_USERS = 480_189
 N_MOVIES = 17_770
@@ -74,9 +73,8 @@ def write_synthetic(out: Path, n: int, seed: int = 0) -> int:
 
 def ingest_scale(out: Path, scale: float) -> None:
     """The colleagues' path: synthetic raw files, then the ingest stage."""
-    sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks.common import bench_raw
+        from common import bench_raw  # benchmarks/common.py, beside this script
 
         from wmf.config import IngestConfig
         from wmf.ingest import ingest
@@ -117,7 +115,7 @@ def main() -> None:
     source.add_argument("--scale", type=float, default=1.0, help="bench_raw(scale) through ingest")
     source.add_argument("--ingest", type=Path, help="an existing ingest output directory")
     source.add_argument("--synthetic", type=int, metavar="N", help="write N ratings with numpy")
-    p.add_argument("--holdout", default="random", choices=("none", "random", "temporal"))
+    p.add_argument("--holdout", default="random", choices=("none", "random", "temporal", "probe"))
     p.add_argument("--min-user-ratings", type=int, default=1)
     p.add_argument("--min-movie-ratings", type=int, default=1)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
