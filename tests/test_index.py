@@ -324,3 +324,25 @@ def test_csr_is_valid_on_random_data(tmp_path):
     np.testing.assert_array_equal(
         movies.get_column("n_train").to_numpy(), np.bincount(train.indices, minlength=50)
     )
+
+
+def test_real_ratings_sample(tmp_path, sample_dir):
+    ratings = pl.read_csv(sample_dir / "netflix-user-ratings-10k.csv", try_parse_dates=True).select(
+        pl.col("MovieID").cast(pl.Int32).alias("movie_id"),
+        pl.col("UserID").cast(pl.Int32).alias("user_id"),
+        pl.col("Rating").cast(pl.Int8).alias("rating"),
+        pl.col("Date").cast(pl.Date).alias("date"),
+    )
+    ingest = tmp_path / "ingest"
+    ingest.mkdir()
+    ratings.write_parquet(ingest / "ratings.parquet")
+    out = tmp_path / "index"
+    out.mkdir()
+    result = build_index(ingest, out, IndexConfig(holdout="none"), progress=False)
+    assert (result["n_users"], result["n_movies"], result["n_train"]) == (9_687, 3_451, 10_000)
+    # no movies.parquet at all: every indexed movie gets a null title
+    assert pl.read_parquet(out / "movies.parquet").get_column("title").null_count() == 3_451
+    high = tmp_path / "high"
+    high.mkdir()
+    result = build_index(ingest, high, IndexConfig(holdout="none", min_rating=4), progress=False)
+    assert result["n_train"] == int((ratings.get_column("rating") >= 4).sum())
