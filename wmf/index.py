@@ -104,7 +104,7 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
             "the raw data has probe.txt: add probe.txt or choose another holdout"
         )
 
-    bar = tqdm(total=5, desc="index", unit="step", disable=not progress)
+    bar = tqdm(total=4, desc="index", unit="step", disable=not progress)
     bar.set_postfix_str("read")
     n_ratings_in = pl.scan_parquet(ratings_path).select(pl.len()).collect().item()
     rows = _read_interactions(ratings_path, config.min_rating, config.holdout == "temporal")
