@@ -1,0 +1,527 @@
+"""Synthetic Netflix Prize data in the Kaggle layout, with learnable taste structure.
+
+The real ratings cannot be redistributed, so tests, benchmarks and demos run on this
+generator instead. At scale 1 it has the real set's shape (17,770 movies, 480,189
+users, 100,480,507 ratings, heavy-tailed popularity and activity, no duplicate pair),
+and its watching is driven by latent tastes so that a factorization model has
+something real to find that popularity cannot explain.
+
+Model (d = 12): every movie has a popularity and a latent vector; every user belongs
+to one of 512 taste prototypes and has a latent vector near it. A user's movies are
+drawn without replacement with probability proportional to
+popularity * exp(taste . movie), the taste being the prototype (so the 512 sampling
+tables are shared, which keeps scale 1 at minutes). Ratings come from
+user bias + movie bias + the user's own vector . movie + noise, cut at the quantiles
+of the real rating distribution. Customer ids are drawn without replacement from
+1..2,649,429. Every random draw is a hash of (seed, stream, index), so the output
+is byte-identical for a seed whatever the thread scheduling.
+
+Tiny scales: every movie gets at least min(3, ratings // 17,770, users) ratings.
+A movie left with none (only below scale ~0.0002) gets no `MovieID:` block at all,
+so no file ever holds an empty block; such a file may then be empty.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from pathlib import Path
+
+import numba
+import numpy as np
+from tqdm.auto import tqdm
+
+FULL_USERS = 480_189
+FULL_RATINGS = 100_480_507
+N_MOVIES = 17_770
+MAX_CUSTOMER_ID = 2_649_429
+RATING_FILES = (
+    ("combined_data_1.txt", 1, 4499),
+    ("combined_data_2.txt", 4500, 9210),
+    ("combined_data_3.txt", 9211, 13367),
+    ("combined_data_4.txt", 13368, 17770),
+)
+TITLES_FILE = "movie_titles.csv"
+PROBE_FILE = "probe.txt"
+FIRST_DAY = date(1999, 11, 11)
+LAST_DAY = date(2005, 12, 31)
+PROBE_FRACTION = 1_408_395 / FULL_RATINGS
+# Cumulative shares of ratings 1..4 in the real data (mean 3.60).
+RATING_CDF = (0.046, 0.147, 0.434, 0.770)
+MIN_MOVIE_RATINGS = 3
+
+DIMS = 12
+PROTOTYPES = 512
+# Zipf-like popularity by a random rank: a plateau of blockbusters, then a long tail.
+POPULARITY_EXPONENT = 3.0
+POPULARITY_OFFSET = 110.0
+TASTE_WEIGHT = 3.0
+USER_ACTIVITY_SIGMA = 1.25
+RATING_TASTE_WEIGHT = 0.8
+RATING_NOISE = 0.9
+
+# Streams of the counter-based random numbers.
+_PICK, _RATE, _DAY, _PROBE, _FIX = 1, 2, 3, 4, 5
+_ROWS_PER_WRITE = 4_000_000
+_USERS_PER_STEP = 32_768
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def generate(out: Path, scale: float = 1.0, seed: int = 0, progress: bool = True) -> dict:
+    """Write combined_data_1..4.txt, movie_titles.csv and probe.txt into `out`.
+
+    Returns the counts and the shape statistics of what was written.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_users = max(1, round(FULL_USERS * scale))
+    n_ratings = min(max(n_users, round(FULL_RATINGS * scale)), n_users * N_MOVIES)
+    rng = np.random.default_rng(seed)
+    key = np.uint64(_mix(np.uint64((seed * int(_GOLDEN) + 0x5EED) % 2**64)))
+
+    activity = _allocate(rng.lognormal(0.0, USER_ACTIVITY_SIGMA, n_users), n_ratings, 1, int(0.99 * N_MOVIES))
+    indptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(activity, out=indptr[1:])
+    taste = _Taste(rng, n_users)
+    customer_ids = (rng.choice(MAX_CUSTOMER_ID, n_users, replace=False) + 1).astype(np.int32)
+    start_day = (_n_days() * (1.0 - rng.random(n_users) ** 1.5)).astype(np.int32)
+
+    bar = tqdm(total=2 * n_ratings, unit="rating", unit_scale=True, disable=not progress)
+    bar.set_description("sampling")
+    movies = np.empty(n_ratings, np.int16)
+    for lo in range(0, n_users, _USERS_PER_STEP):
+        hi = min(lo + _USERS_PER_STEP, n_users)
+        _sample_watched(lo, hi, indptr, taste.prototype, taste.prob, taste.cdf, key, movies)
+        bar.update(int(indptr[hi] - indptr[lo]))
+    per_movie = np.bincount(movies, minlength=N_MOVIES).astype(np.int64)
+    min_count = min(MIN_MOVIE_RATINGS, n_ratings // N_MOVIES, n_users)
+    _ensure_min_ratings(indptr, movies, per_movie, min_count, key)
+
+    users = np.repeat(np.arange(n_users, dtype=np.int32), activity)
+    ratings, days = _rate(indptr, movies, taste, start_day, key)
+    order = _movie_major(movies, per_movie)
+    movie_start = np.zeros(N_MOVIES + 1, np.int64)
+    np.cumsum(per_movie, out=movie_start[1:])
+
+    bar.set_description("writing")
+    day_text = _day_table()
+    for name, first, last in RATING_FILES:
+        with (out / name).open("wb") as f:
+            for m0, m1 in _write_chunks(movie_start, first - 1, last):
+                buf = _format_block(m0, m1, movie_start, order, users, customer_ids, ratings, days, day_text)
+                f.write(buf.data)
+                bar.update(int(movie_start[m1] - movie_start[m0]))
+    bar.close()
+
+    n_probe = _write_probe(out / PROBE_FILE, order, movie_start, users, customer_ids, key)
+    _write_titles(out / TITLES_FILE, rng)
+    active = per_movie > 0
+    return {
+        "ratings": int(n_ratings),
+        "users": int(n_users),
+        "movies": int(active.sum()),
+        "probe_pairs": int(n_probe),
+        "files": [name for name, _, _ in RATING_FILES] + [TITLES_FILE, PROBE_FILE],
+        "mean_rating": float(ratings.mean(dtype=np.float64)),
+        "movie_ratings": {
+            "min": int(per_movie[active].min()),
+            "median": float(np.median(per_movie[active])),
+            "max": int(per_movie.max()),
+        },
+        "user_ratings": {
+            "min": int(activity.min()),
+            "median": float(np.median(activity)),
+            "mean": float(activity.mean()),
+            "max": int(activity.max()),
+        },
+    }
+
+
+class _Taste:
+    """Latent vectors, biases and the per-prototype sampling tables."""
+
+    def __init__(self, rng: np.random.Generator, n_users: int) -> None:
+        movie_vec = rng.standard_normal((N_MOVIES, DIMS)) / math.sqrt(DIMS)
+        centers = rng.standard_normal((PROTOTYPES, DIMS))
+        self.prototype = rng.integers(0, PROTOTYPES, n_users).astype(np.int32)
+        rank = rng.permutation(N_MOVIES)
+        log_pop = -POPULARITY_EXPONENT * np.log(rank + POPULARITY_OFFSET)
+        log_w = log_pop[None, :] + TASTE_WEIGHT * (centers @ movie_vec.T)
+        log_w -= log_w.max(axis=1, keepdims=True)
+        prob = np.exp(log_w)
+        prob /= prob.sum(axis=1, keepdims=True)
+        self.prob = prob
+        self.cdf = np.cumsum(prob, axis=1)
+        user_vec = centers[self.prototype] + 0.5 * rng.standard_normal((n_users, DIMS))
+        self.user_vec = user_vec.astype(np.float32)
+        self.movie_vec = movie_vec.astype(np.float32)
+        self.user_bias = (0.35 * rng.standard_normal(n_users)).astype(np.float32)
+        self.movie_bias = (0.5 * rng.standard_normal(N_MOVIES) + 0.15 * log_pop).astype(np.float32)
+
+
+def _allocate(weights: np.ndarray, total: int, lo: int, hi: int) -> np.ndarray:
+    """Integer counts in [lo, hi] proportional to `weights`, summing exactly to `total`."""
+    if not lo * len(weights) <= total <= hi * len(weights):
+        raise ValueError(f"cannot split {total} into {len(weights)} counts in [{lo}, {hi}]")
+    w = weights / weights.sum()
+    t_lo, t_hi = 0.0, float(total) * 2.0 / w.min()
+
+    def counts(t: float) -> np.ndarray:
+        return np.clip(np.floor(w * t), lo, hi).astype(np.int64)
+
+    for _ in range(200):
+        mid = 0.5 * (t_lo + t_hi)
+        if counts(mid).sum() <= total:
+            t_lo = mid
+        else:
+            t_hi = mid
+    c = counts(t_lo)
+    short = total - int(c.sum())
+    if short:
+        room = np.flatnonzero(c < hi)
+        frac = w[room] * t_lo - np.floor(w[room] * t_lo)
+        c[room[np.argsort(-frac, kind="stable")[:short]]] += 1
+    assert int(c.sum()) == total
+    return c
+
+
+def _n_days() -> int:
+    return (LAST_DAY - FIRST_DAY).days + 1
+
+
+def _day_table() -> np.ndarray:
+    """'YYYY-MM-DD' bytes of every day in the date range, one row per day."""
+    text = "".join(str(FIRST_DAY + timedelta(days=i)) for i in range(_n_days()))
+    return np.frombuffer(text.encode("ascii"), np.uint8).reshape(-1, 10)
+
+
+@numba.njit(cache=True, inline="always")
+def _mix(x: np.uint64) -> np.uint64:
+    """splitmix64 finaliser: a well-mixed 64-bit hash of x."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _key(key: np.uint64, stream: int, i: int) -> np.uint64:
+    return _mix(_mix(key + np.uint64(stream) * _GOLDEN) + np.uint64(i) * _GOLDEN)
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(key: np.uint64, i: int) -> float:
+    """The i-th uniform in (0, 1) of the stream `key`."""
+    h = _mix(key + np.uint64(i) * _GOLDEN)
+    return (float(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, parallel=True)
+def _sample_watched(lo, hi, indptr, prototype, prob, cdf, key, movies):
+    """Each user's movies, drawn without replacement from its prototype's table.
+
+    Draws with replacement and rejects repeats; once the movies taken hold half of
+    the table's mass, the table is rebuilt without them, so at least half the draws
+    are accepted even for users who watch most of the catalogue. This is exact
+    successive sampling without replacement.
+    """
+    n_movies = cdf.shape[1]
+    block = 256
+    n_blocks = (hi - lo + block - 1) // block
+    for b in numba.prange(n_blocks):
+        seen = np.zeros(n_movies, np.int32)
+        local_cdf = np.empty(n_movies, np.float64)
+        for u in range(lo + b * block, min(lo + (b + 1) * block, hi)):
+            start, n = indptr[u], indptr[u + 1] - indptr[u]
+            row_p, table = prob[prototype[u]], cdf[prototype[u]]
+            k = _key(key, _PICK, u)
+            got, tries, table_mass, taken = 0, 0, 1.0, 0.0
+            while got < n:
+                if taken > 0.5 * table_mass:
+                    table_mass = 0.0
+                    for m in range(n_movies):
+                        if seen[m] != u + 1:
+                            table_mass += row_p[m]
+                        local_cdf[m] = table_mass
+                    table, taken = local_cdf, 0.0
+                m = min(np.searchsorted(table, _uniform(k, tries) * table_mass), n_movies - 1)
+                tries += 1
+                if seen[m] != u + 1:
+                    seen[m] = u + 1
+                    movies[start + got] = m
+                    got += 1
+                    taken += row_p[m]
+
+
+@numba.njit(cache=True)
+def _ensure_min_ratings(indptr, movies, per_movie, min_count, key):
+    """Give every movie `min_count` ratings by swapping them for a random rating of a
+    random user who has not rated it (keeps every user's count and the total, and
+    takes from movies in proportion to their counts)."""
+    n_users = indptr.shape[0] - 1
+    k = _key(key, _FIX, 0)
+    draw = 0
+    for m in range(per_movie.shape[0]):
+        budget = 1000 * n_users + 1000
+        while per_movie[m] < min_count:
+            if budget == 0:
+                raise ValueError("could not give every movie its minimum number of ratings")
+            budget -= 1
+            u = min(int(_uniform(k, draw) * n_users), n_users - 1)
+            start, n = indptr[u], indptr[u + 1] - indptr[u]
+            victim = start + min(int(_uniform(k, draw + 1) * n), n - 1)
+            draw += 2
+            if per_movie[movies[victim]] <= min_count:
+                continue
+            if m in movies[start : start + n]:
+                continue
+            per_movie[movies[victim]] -= 1
+            movies[victim] = m
+            per_movie[m] += 1
+
+
+def _rate(
+    indptr: np.ndarray, movies: np.ndarray, taste: _Taste, start_day: np.ndarray, key: np.uint64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ratings (int8 1..5) and days since FIRST_DAY (int16) of every watched pair."""
+    score = np.empty(movies.shape[0], np.float32)
+    days = np.empty(movies.shape[0], np.int16)
+    _score_pairs(
+        indptr,
+        movies,
+        taste.user_vec,
+        taste.movie_vec,
+        taste.user_bias,
+        taste.movie_bias,
+        start_day,
+        _n_days(),
+        key,
+        score,
+        days,
+    )
+    cuts = np.quantile(score[:: max(1, score.shape[0] // 2_000_000)], RATING_CDF)
+    ratings = (np.searchsorted(cuts, score) + 1).astype(np.int8)
+    return ratings, days
+
+
+@numba.njit(cache=True, parallel=True)
+def _score_pairs(
+    indptr, movies, user_vec, movie_vec, user_bias, movie_bias, start_day, n_days, key, score, days
+):
+    """Latent rating score (biases + the user's own taste . movie + noise) and day of each pair."""
+    for u in numba.prange(indptr.shape[0] - 1):
+        kr = _key(key, _RATE, u)
+        kd = _key(key, _DAY, u)
+        first = start_day[u]
+        for j in range(indptr[u], indptr[u + 1]):
+            m = movies[j]
+            affinity = 0.0
+            for d in range(user_vec.shape[1]):
+                affinity += user_vec[u, d] * movie_vec[m, d]
+            i = j - indptr[u]
+            normal = math.sqrt(-2.0 * math.log(_uniform(kr, 2 * i))) * math.cos(
+                2.0 * math.pi * _uniform(kr, 2 * i + 1)
+            )
+            score[j] = user_bias[u] + movie_bias[m] + RATING_TASTE_WEIGHT * affinity + RATING_NOISE * normal
+            days[j] = first + int(_uniform(kd, i) * (n_days - first))
+
+
+@numba.njit(cache=True)
+def _movie_major(movies, per_movie):
+    """Stable counting sort: pair positions grouped by movie, users ascending inside."""
+    pos = np.zeros(per_movie.shape[0], np.int64)
+    for m in range(1, per_movie.shape[0]):
+        pos[m] = pos[m - 1] + per_movie[m - 1]
+    order = np.empty(movies.shape[0], np.int64)
+    for j in range(movies.shape[0]):
+        m = movies[j]
+        order[pos[m]] = j
+        pos[m] += 1
+    return order
+
+
+def _write_chunks(movie_start: np.ndarray, first: int, last: int) -> list[tuple[int, int]]:
+    """Movie index ranges [m0, m1) of about _ROWS_PER_WRITE ratings each."""
+    chunks, m0 = [], first
+    while m0 < last:
+        target = movie_start[m0] + _ROWS_PER_WRITE
+        m1 = int(np.searchsorted(movie_start, target, side="right")) - 1
+        m1 = min(max(m1, m0 + 1), last)
+        chunks.append((m0, m1))
+        m0 = m1
+    return chunks
+
+
+@numba.njit(cache=True, inline="always")
+def _n_digits(x: int) -> int:
+    n = 1
+    while x >= 10:
+        x //= 10
+        n += 1
+    return n
+
+
+@numba.njit(cache=True, inline="always")
+def _put_int(buf, at, x, width):
+    for i in range(width - 1, -1, -1):
+        buf[at + i] = 48 + x % 10
+        x //= 10
+
+
+@numba.njit(cache=True, parallel=True)
+def _format_block(m0, m1, movie_start, order, users, customer_ids, ratings, days, day_text):
+    """The text of movies [m0, m1): `MovieID:` then `CustomerID,Rating,YYYY-MM-DD` rows."""
+    n = m1 - m0
+    size = np.zeros(n + 1, np.int64)
+    for i in numba.prange(n):
+        m = m0 + i
+        if movie_start[m + 1] > movie_start[m]:
+            s = _n_digits(m + 1) + 2
+            for p in range(movie_start[m], movie_start[m + 1]):
+                s += _n_digits(customer_ids[users[order[p]]]) + 14
+            size[i + 1] = s
+    offset = np.cumsum(size)
+    buf = np.empty(offset[n], np.uint8)
+    for i in numba.prange(n):
+        m = m0 + i
+        if movie_start[m + 1] == movie_start[m]:
+            continue
+        at = offset[i]
+        w = _n_digits(m + 1)
+        _put_int(buf, at, m + 1, w)
+        buf[at + w] = 58  # ':'
+        buf[at + w + 1] = 10
+        at += w + 2
+        for p in range(movie_start[m], movie_start[m + 1]):
+            j = order[p]
+            cid = customer_ids[users[j]]
+            w = _n_digits(cid)
+            _put_int(buf, at, cid, w)
+            at += w
+            buf[at] = 44  # ','
+            buf[at + 1] = 48 + ratings[j]
+            buf[at + 2] = 44
+            for c in range(10):
+                buf[at + 3 + c] = day_text[days[j], c]
+            buf[at + 13] = 10
+            at += 14
+    return buf
+
+
+def _write_probe(
+    path: Path,
+    order: np.ndarray,
+    movie_start: np.ndarray,
+    users: np.ndarray,
+    customer_ids: np.ndarray,
+    key: np.uint64,
+) -> int:
+    """probe.txt: a random ~1.4% of the pairs, movies in the real file's text order."""
+    chosen = _probe_mask(order.shape[0], key, PROBE_FRACTION)
+    blocks = []
+    for movie_id in sorted(range(1, N_MOVIES + 1), key=str):
+        lo, hi = movie_start[movie_id - 1], movie_start[movie_id]
+        picked = order[lo:hi][chosen[lo:hi]]
+        if picked.size:
+            ids = customer_ids[users[picked]]
+            blocks.append(f"{movie_id}:\n" + "\n".join(map(str, ids.tolist())))
+    path.write_text("\n".join(blocks), encoding="ascii")
+    return int(chosen.sum())
+
+
+@numba.njit(cache=True, parallel=True)
+def _probe_mask(n, key, fraction):
+    k = _key(key, _PROBE, 0)
+    mask = np.empty(n, np.bool_)
+    for p in numba.prange(n):
+        mask[p] = _uniform(k, p) < fraction
+    return mask
+
+
+_ADJECTIVES = [
+    "Silent",
+    "Broken",
+    "Last",
+    "Golden",
+    "Hidden",
+    "Lost",
+    "Dark",
+    "Wild",
+    "Secret",
+    "Final",
+    "Crimson",
+    "Endless",
+    "Frozen",
+    "Burning",
+    "Quiet",
+    "Distant",
+    "Savage",
+    "Little",
+    "Eternal",
+    "Midnight",
+    "Electric",
+    "Lonely",
+    "Bitter",
+    "Sweet",
+]
+_NOUNS = [
+    "River",
+    "Summer",
+    "Kingdom",
+    "Road",
+    "Heart",
+    "City",
+    "Night",
+    "Garden",
+    "Empire",
+    "Storm",
+    "Island",
+    "Mirror",
+    "Promise",
+    "Journey",
+    "Shadow",
+    "Harbor",
+    "Winter",
+    "Machine",
+    "Dream",
+    "Frontier",
+    "Station",
+    "Letter",
+    "Witness",
+    "Dance",
+]
+_N_COMMA_TITLES = 336
+_N_QUOTE_TITLES = 7
+_N_ACCENT_TITLES = 3
+_N_NULL_YEARS = 7
+
+
+def _write_titles(path: Path, rng: np.random.Generator) -> None:
+    """movie_titles.csv like the real one: latin-1, no header, commas and quotes in titles."""
+    special = rng.permutation(N_MOVIES)
+    commas = set(special[:_N_COMMA_TITLES].tolist())
+    quotes = set(special[_N_COMMA_TITLES : _N_COMMA_TITLES + _N_QUOTE_TITLES].tolist())
+    accents = set(special[-_N_ACCENT_TITLES:].tolist())
+    null_years = set(rng.choice(N_MOVIES, _N_NULL_YEARS, replace=False).tolist())
+    years = np.clip(2005 - rng.exponential(10.0, N_MOVIES).astype(int), 1896, 2005)
+    adjectives = rng.integers(0, len(_ADJECTIVES), N_MOVIES)
+    nouns = rng.integers(0, len(_NOUNS), (N_MOVIES, 2))
+    lines = []
+    for m in range(N_MOVIES):
+        a, n, n2 = _ADJECTIVES[adjectives[m]], _NOUNS[nouns[m, 0]], _NOUNS[nouns[m, 1]]
+        if m in commas:
+            title = f"{n}, {a} {n2}"
+        elif m in quotes:
+            title = f'The "{a}" {n}'
+        elif m in accents:
+            title = f"Café {n}"
+        elif m % 5 == 0:
+            title = f"{n} of the {a} {n2}"
+        elif m % 7 == 0:
+            title = f"{a} {n}: Season {1 + m % 6}"
+        else:
+            title = f"The {a} {n}"
+        year = "NULL" if m in null_years else str(years[m])
+        lines.append(f"{m + 1},{year},{title}\n")
+    path.write_bytes("".join(lines).encode("latin-1"))
