@@ -29,9 +29,12 @@ class IngestConfig:
 @dataclass(frozen=True)
 class IndexConfig:
     min_rating: int = opt(1, "a rating at or above this counts as an interaction")
-    min_user_ratings: int = opt(1, "drop users with fewer interactions (applied before the split)")
+    min_user_ratings: int = opt(
+        1,
+        "drop users with fewer interactions (iterated with the movie filter; before the split)",
+    )
     min_movie_ratings: int = opt(
-        1, "drop movies with fewer interactions (applied before the split)"
+        1, "drop movies with fewer interactions (iterated with the user filter; before the split)"
     )
     holdout: Literal["none", "random", "temporal", "probe"] = opt(
         "random",
