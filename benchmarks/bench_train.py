@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,55 @@ def planted_index(nnz: int, seed: int = 0) -> Path:
         {"user_idx": rows[held].astype(np.int32), "movie_idx": cols[held].astype(np.int32)}
     ).write_parquet(index_dir / "holdout.parquet")
     return index_dir
+
+
+def random_interactions(nnz: int, device: str, seed: int = 0) -> Any:
+    """Random CSR with the full set's shape statistics (timing only: no taste structure),
+    built with torch on `device` so that 100M ratings take seconds."""
+    import torch
+
+    n_movies = 17_770
+    n_users = max(1, round(nnz * 480_189 / 100_480_507))
+    g = torch.Generator(device).manual_seed(seed)
+    activity = torch.empty(n_users, device=device).log_normal_(0.0, 1.25, generator=g)
+    counts = (activity * nnz / activity.sum()).long().clamp(1, n_movies // 2)
+    popularity = torch.empty(n_movies, device=device).log_normal_(0.0, 1.5, generator=g)
+    rows = torch.repeat_interleave(torch.arange(n_users, device=device), counts)
+    cols = torch.multinomial(popularity, len(rows), replacement=True, generator=g)
+    key = torch.unique(rows * n_movies + cols)
+    rows, cols = key // n_movies, key % n_movies
+    indptr = torch.zeros(n_users + 1, dtype=torch.int64, device=device)
+    indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n_users), 0)
+    # a plain namespace: wmf.index needs polars, which GPU images may lack
+    return SimpleNamespace(
+        nnz=len(cols),
+        indptr=indptr.cpu().numpy(),
+        indices=cols.int().cpu().numpy(),
+        ratings=np.full(len(cols), 5, np.int8),
+        shape=(n_users, n_movies),
+    )
+
+
+def device_timing(nnz: int, base: TrainConfig, factors: list[int], device: str) -> None:
+    """ALS seconds per iteration on `device` (e.g. the CUDA floor at full scale, d = 128)."""
+    import torch
+
+    from wmf.model import MatrixFactorization
+
+    t0 = time.perf_counter()
+    train = random_interactions(nnz, device)
+    print(f"random data {train.shape} nnz={train.nnz:,} in {time.perf_counter() - t0:.1f} s")
+    for d in factors:
+        config = dataclasses.replace(base, factors=d, device=device)
+        model = MatrixFactorization(config).fit(train, progress=False)
+        seconds = [r["seconds"] for r in model.history]
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+        print(
+            f"device={device} factors={d} s/iter median={statistics.median(seconds[1:] or seconds):.3f}"
+            f" first={seconds[0]:.3f} loss={[round(r['loss'], 7) for r in model.history]}"
+            f" peak_gpu_gb={peak:.1f}",
+            flush=True,
+        )
 
 
 # -- one fit per child process ------------------------------------------------------------
@@ -211,10 +261,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--w0", type=float, default=TrainConfig.unobserved_weight)
     p.add_argument("--regularization", type=float, default=TrainConfig.regularization)
+    p.add_argument(
+        "--device-timing", default="", help="e.g. cuda: time ALS there on random --synthetic-nnz data"
+    )
     p.add_argument("--sweep", action="store_true", help="grid over w0/regularization/factors")
     p.add_argument("--sweep-regs", type=float, nargs="+", default=[0.01, 0.05, 0.2])
     args = p.parse_args()
 
+    if args.device_timing:
+        base = TrainConfig(iterations=args.iterations, unobserved_weight=args.w0)
+        device_timing(args.synthetic_nnz, base, args.factors, args.device_timing)
+        return
     t0 = time.perf_counter()
     index_dir = planted_index(args.synthetic_nnz) if args.synthetic_nnz else pipeline_index(args.scale)
     print(f"data ready in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -145,8 +145,9 @@ class MatrixFactorization:
                 break
         bar.close()
         if evaluate:
-            last = self.history[-1] if self.history else {}
-            self.metrics = last.get("metrics") or evaluate(self.U, self.V)
+            if self.history and "metrics" not in self.history[-1]:
+                self.history[-1]["metrics"] = evaluate(self.U, self.V)
+            self.metrics = self.history[-1]["metrics"] if self.history else evaluate(self.U, self.V)
             from wmf.metrics import evaluate_popularity
 
             self.popularity = evaluate_popularity(train, holdout, eval_ks(cfg))
