@@ -107,3 +107,30 @@ def test_cuda_loss_curve_matches_cpu(solver):
     cuda = MatrixFactorization(dataclasses.replace(config, device="cuda")).fit(train, progress=False)
     np.testing.assert_allclose([r["loss"] for r in cuda.history], [r["loss"] for r in cpu.history], rtol=1e-4)
     np.testing.assert_allclose(cuda.user_factors, cpu.user_factors, rtol=1e-3, atol=1e-4)
+
+
+def test_train_stage_writes_model_history_and_metrics(tmp_path):
+    from wmf.config import IndexConfig, IngestConfig
+    from wmf.generate import generate
+    from wmf.index import build_index, load_train
+    from wmf.ingest import ingest
+    from wmf.train import train
+
+    for stage in ("ingest", "index", "out"):  # stages write into an existing empty dir
+        (tmp_path / stage).mkdir()
+    generate(tmp_path / "raw", scale=0.001, progress=False)
+    ingest(tmp_path / "raw", tmp_path / "ingest", IngestConfig(), progress=False)
+    build_index(tmp_path / "ingest", tmp_path / "index", IndexConfig(), progress=False)
+    config = TrainConfig(factors=8, iterations=3, device="cpu")
+    result = train(tmp_path / "index", tmp_path / "out", config, progress=False)
+
+    assert result["iterations"] == 3 and result["device"] == "cpu"
+    assert set(result["metrics"]) >= {"recall@20", "ndcg@100"}
+    assert set(result["popularity"]) >= {"recall@20", "ndcg@100"}
+    for name in result["files"].values():
+        assert (tmp_path / "out" / name).is_file()
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert [r["iteration"] for r in history] == [1, 2, 3]
+    assert history[-1]["loss"] == result["final_loss"]
+    model = MatrixFactorization.load(tmp_path / "out")
+    assert model.user_factors.shape == (load_train(tmp_path / "index").n_users, 8)
