@@ -17,7 +17,7 @@ of the real rating distribution. Customer ids are drawn without replacement from
 is byte-identical for a seed whatever the thread scheduling.
 
 Tiny scales: every movie gets at least min(3, ratings // 17,770, users) ratings.
-A movie left with none (only below scale ~0.0002) gets no `MovieID:` block at all,
+A movie left with none (only below scale ~0.00018) gets no `MovieID:` block at all,
 so no file ever holds an empty block; such a file may then be empty.
 """
 
