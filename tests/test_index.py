@@ -145,6 +145,7 @@ def test_tiny_index_matches_dense_reference(tmp_path):
         "users": {"path": "users.parquet", "rows": 3},
         "movies": {"path": "movies.parquet", "rows": 3},
         "holdout": {"path": "holdout.parquet", "rows": 0},
+        "train": {"path": "train.npz", "rows": 6},
     }
     held_u, held_m = load_holdout(out)
     assert held_u.dtype == np.int32 and held_m.dtype == np.int32 and len(held_u) == 0

@@ -137,6 +137,7 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
             "users": {"path": USERS, "rows": counts["n_users"]},
             "movies": {"path": MOVIES, "rows": counts["n_movies"]},
             "holdout": {"path": HOLDOUT, "rows": counts["n_holdout"]},
+            "train": {"path": TRAIN, "rows": counts["n_train"]},
         },
         **counts,
         "n_ratings_in": int(n_ratings_in),
