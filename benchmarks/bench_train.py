@@ -29,6 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import bench_raw  # noqa: E402
+
 from wmf.config import IndexConfig, IngestConfig, TrainConfig  # noqa: E402
 
 BENCH_DIR = ROOT / ".bench"
@@ -44,20 +48,12 @@ def pipeline_index(scale: float) -> Path:
     index_dir = BENCH_DIR / f"train-index-scale{scale:g}"
     if (index_dir / "train.npz").exists():
         return index_dir
-    try:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from common import bench_raw
-
-        raw = Path(bench_raw(scale))
-    except ImportError:
-        from wmf.generate import generate
-
-        raw = BENCH_DIR / f"raw-scale{scale:g}"
-        if not (raw / "movie_titles.csv").exists():
-            generate(raw, scale=scale)
+    raw = bench_raw(scale)
     ingest_dir = BENCH_DIR / f"ingest-scale{scale:g}"
-    if not (ingest_dir / "ratings.parquet").exists():
+    if not (ingest_dir / "movies.parquet").exists():
+        ingest_dir.mkdir(parents=True, exist_ok=True)
         ingest(raw, ingest_dir, IngestConfig())
+    index_dir.mkdir(parents=True, exist_ok=True)
     build_index(ingest_dir, index_dir, IndexConfig(holdout="random"))
     return index_dir
 
@@ -265,7 +261,7 @@ def main() -> None:
         "--device-timing", default="", help="e.g. cuda: time ALS there on random --synthetic-nnz data"
     )
     p.add_argument("--sweep", action="store_true", help="grid over w0/regularization/factors")
-    p.add_argument("--sweep-regs", type=float, nargs="+", default=[0.01, 0.05, 0.2])
+    p.add_argument("--sweep-regs", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     args = p.parse_args()
 
     if args.device_timing:

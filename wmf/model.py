@@ -91,6 +91,8 @@ class MatrixFactorization:
         callback: Callback | None = None,
     ) -> MatrixFactorization:
         cfg = self.config
+        if cfg.solver == "als" and cfg.sigmoid:
+            raise ValueError("sigmoid predictions need a gradient solver (adam, adagrad, sgd)")
         n_users, n_movies = (int(s) for s in train.shape)
         backend = "torch" if cfg.sigmoid else cfg.cpu_kernels
         ops = make_ops(train, cfg.alpha, cfg.unobserved_weight, self.device, backend)
@@ -98,8 +100,6 @@ class MatrixFactorization:
             train, cfg.regularization, cfg.scale_regularization, cfg.unobserved_weight
         )
         objective = self._objective = Objective(ops, lam_u, lam_v, sigmoid=cfg.sigmoid)
-        if cfg.solver == "als" and cfg.sigmoid:
-            raise ValueError("sigmoid predictions need a gradient solver (adam, adagrad, sgd)")
 
         g = torch.Generator().manual_seed(cfg.seed)
         self.U = (torch.randn(n_users, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
