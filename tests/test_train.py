@@ -134,3 +134,20 @@ def test_train_stage_writes_model_history_and_metrics(tmp_path):
     assert history[-1]["loss"] == result["final_loss"]
     model = MatrixFactorization.load(tmp_path / "out")
     assert model.user_factors.shape == (load_train(tmp_path / "index").n_users, 8)
+
+
+def test_early_stopping_stops_after_patience_evaluations_without_improvement():
+    train, holdout = planted(n_users=300, n_movies=200, rank=4, per_user=30, seed=1)
+    config = TrainConfig(
+        factors=8,
+        iterations=40,
+        device="cpu",
+        eval_every=1,
+        early_stopping_metric="ndcg@20",
+        patience=2,
+    )
+    model = MatrixFactorization(config).fit(train, holdout=holdout, progress=False)
+    values = [r["metrics"]["ndcg@20"] for r in model.history]
+    assert len(values) < 40
+    best_before = max(values[:-2])
+    assert all(v <= best_before for v in values[-2:])
