@@ -1,0 +1,226 @@
+"""Export stage: the trained model as query-ready Parquet tables (and metrics.json).
+
+Tables are keyed by the original Netflix ids, not the internal indices, and each
+carries its provenance (run id, model parameters, creation time, code version)
+as Parquet key-value metadata so that a file found alone still says where it
+came from. The recommendations (48 M rows at full scale) are scored and written
+one batch of users at a time, so memory is bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from safetensors.numpy import load_file
+from tqdm import tqdm
+
+import wmf
+from wmf import store
+from wmf.config import ExportConfig
+from wmf.index import Interactions, load_holdout, load_train
+from wmf.metrics import DEFAULT_KS, evaluate, evaluate_popularity
+from wmf.recommend import similar_items, top_k
+
+RECOMMENDATIONS = "recommendations.parquet"
+USER_EMBEDDINGS = "user_embeddings.parquet"
+MOVIE_EMBEDDINGS = "movie_embeddings.parquet"
+SIMILAR_MOVIES = "similar_movies.parquet"
+METRICS = "metrics.json"
+COMPRESSION = "zstd"
+
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.int32()),
+        ("rank", pa.int16()),
+        ("movie_id", pa.int32()),
+        ("score", pa.float32()),
+        ("title", pa.string()),
+        ("year", pa.int16()),
+    ]
+)
+
+
+def export(
+    index_dir: Path,
+    train_dir: Path,
+    out: Path,
+    config: ExportConfig,
+    progress: bool = True,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Write recommendations, embeddings, similar movies and metrics into `out`."""
+    index_dir, train_dir, out = Path(index_dir), Path(train_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    users = pq.read_table(index_dir / "users.parquet").sort_by("user_idx")
+    movies = pq.read_table(index_dir / "movies.parquet").sort_by("movie_idx")
+    factors = load_file(train_dir / "model.safetensors")
+    user_factors, movie_factors = factors["user_factors"], factors["movie_factors"]
+    train = load_train(index_dir)
+    if user_factors.shape[0] != train.n_users or movie_factors.shape[0] != train.n_movies:
+        raise ValueError(
+            f"model {user_factors.shape[0]} x {movie_factors.shape[0]} does not match "
+            f"index {train.n_users} x {train.n_movies}"
+        )
+    metadata = _provenance(run_id or out.name, train_dir, config)
+
+    rows = {
+        RECOMMENDATIONS: _write_recommendations(
+            out / RECOMMENDATIONS,
+            user_factors,
+            movie_factors,
+            train,
+            users,
+            movies,
+            config,
+            metadata,
+            progress,
+        ),
+        USER_EMBEDDINGS: _write(
+            out / USER_EMBEDDINGS,
+            {"user_id": users["user_id"].cast(pa.int32()), "embedding": _embeddings(user_factors)},
+            metadata,
+        ),
+        MOVIE_EMBEDDINGS: _write(
+            out / MOVIE_EMBEDDINGS,
+            {
+                **_movie_columns(movies),
+                "embedding": _embeddings(movie_factors),
+                "n_train": movies["n_train"].cast(pa.int32()),
+            },
+            metadata,
+        ),
+        SIMILAR_MOVIES: _write_similar(
+            out / SIMILAR_MOVIES, movie_factors, movies, config, metadata, progress
+        ),
+    }
+    summary: dict[str, Any] = {
+        "run_id": metadata[b"wmf.run_id"].decode(),
+        "n_users": train.n_users,
+        "n_movies": train.n_movies,
+        "factors": int(user_factors.shape[1]),
+        "tables": {name.removesuffix(".parquet"): {"path": name, "rows": n} for name, n in rows.items()},
+    }
+    holdout = load_holdout(index_dir)
+    if len(holdout[0]):
+        metrics = {
+            "ks": list(DEFAULT_KS),
+            "n_users_evaluated": len(np.unique(holdout[0])),
+            "model": evaluate(user_factors, movie_factors, train, holdout, DEFAULT_KS),
+            "popularity": evaluate_popularity(train, holdout, DEFAULT_KS),
+        }
+        store.write_json(out / METRICS, metrics)
+        summary["metrics"] = metrics
+    return summary
+
+
+def _provenance(run_id: str, train_dir: Path, config: ExportConfig) -> dict[bytes, bytes]:
+    """Key-value metadata stamped on every table."""
+    model_config = train_dir / "config.json"
+    params = json.loads(model_config.read_text()) if model_config.exists() else {}
+    values = {
+        "wmf.run_id": run_id,
+        "wmf.created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wmf.code_version": wmf.__version__,
+        "wmf.model_params": json.dumps(params, sort_keys=True),
+        "wmf.export_config": json.dumps(dataclasses.asdict(config), sort_keys=True),
+    }
+    return {k.encode(): v.encode() for k, v in values.items()}
+
+
+def _movie_columns(movies: pa.Table) -> dict[str, pa.Array]:
+    return {
+        "movie_id": movies["movie_id"].cast(pa.int32()),
+        "title": movies["title"].cast(pa.string()),
+        "year": movies["year"].cast(pa.int16()),
+    }
+
+
+def _embeddings(factors: np.ndarray) -> pa.FixedSizeListArray:
+    flat = np.ascontiguousarray(factors, dtype=np.float32).ravel()
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat), factors.shape[1])
+
+
+def _write(path: Path, columns: dict[str, Any], metadata: dict[bytes, bytes]) -> int:
+    table = pa.table(columns).replace_schema_metadata(metadata)
+    pq.write_table(table, path, compression=COMPRESSION)
+    return table.num_rows
+
+
+def _ranked_rows(
+    owner_ids: np.ndarray, items: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Long format of top-k lists, empty (-1) slots dropped: owner, rank (1-based), item, score."""
+    n, k = items.shape
+    kept = items.ravel() >= 0
+    owner = np.repeat(owner_ids, k)[kept]
+    rank = np.tile(np.arange(1, k + 1, dtype=np.int16), n)[kept]
+    return owner, rank, items.ravel()[kept], scores.ravel()[kept]
+
+
+def _write_recommendations(
+    path: Path,
+    user_factors: np.ndarray,
+    movie_factors: np.ndarray,
+    train: Interactions,
+    users: pa.Table,
+    movies: pa.Table,
+    config: ExportConfig,
+    metadata: dict[bytes, bytes],
+    progress: bool,
+) -> int:
+    user_ids = users["user_id"].to_numpy().astype(np.int32)
+    movie_columns = _movie_columns(movies)
+    movie_ids = movie_columns["movie_id"].to_numpy()
+    schema = RECOMMENDATIONS_SCHEMA.with_metadata(metadata)
+    n_rows = 0
+    with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
+        for lo in tqdm(
+            range(0, train.n_users, config.batch_users),
+            disable=not progress,
+            desc="recommendations",
+            unit="batch",
+        ):
+            hi = min(lo + config.batch_users, train.n_users)
+            seen = (
+                train.indptr[lo : hi + 1] - train.indptr[lo],
+                train.indices[train.indptr[lo] : train.indptr[hi]],
+            )
+            items, scores = top_k(user_factors[lo:hi], movie_factors, config.top_k, exclude=seen)
+            owner, rank, movie_idx, score = _ranked_rows(user_ids[lo:hi], items, scores)
+            taken = pa.array(movie_idx)
+            batch = pa.table(
+                {
+                    "user_id": owner,
+                    "rank": rank,
+                    "movie_id": movie_ids[movie_idx],
+                    "score": score,
+                    "title": movie_columns["title"].take(taken),
+                    "year": movie_columns["year"].take(taken),
+                },
+                schema=schema,
+            )
+            writer.write_table(batch)
+            n_rows += batch.num_rows
+    return n_rows
+
+
+def _write_similar(
+    path: Path,
+    movie_factors: np.ndarray,
+    movies: pa.Table,
+    config: ExportConfig,
+    metadata: dict[bytes, bytes],
+    progress: bool,
+) -> int:
+    movie_ids = movies["movie_id"].to_numpy().astype(np.int32)
+    items, scores = similar_items(movie_factors, config.similar_k, progress=progress)
+    owner, rank, similar_idx, score = _ranked_rows(movie_ids, items, scores)
+    columns = {"movie_id": owner, "rank": rank, "similar_movie_id": movie_ids[similar_idx], "score": score}
+    return _write(path, columns, metadata)
