@@ -10,12 +10,9 @@ from wmf.objective import NumbaOps, Objective, TorchOps, regularization_weights
 from wmf.solvers import als_half_step, als_sweep, gradient_step, make_optimizer
 
 
-@pytest.fixture(params=["numba-gather", "numba-scatter", "torch"])
+@pytest.fixture(params=["numba", "torch"])
 def ops_cls(request, monkeypatch):
-    """The three CG code paths: numba with the movie step gathering user factors or
-    streaming users and scattering (the full-scale path), and torch CSR ops."""
-    if request.param == "numba-scatter":
-        monkeypatch.setattr("wmf.objective.GATHER_BYTES", 0)
+    monkeypatch.setattr("wmf.objective.TILE_BYTES", 1)  # many column tiles in the scatter
     return TorchOps if request.param == "torch" else NumbaOps
 
 
@@ -53,10 +50,9 @@ def test_cg_converges_to_cholesky(ops_cls, side):
     torch.testing.assert_close(V, exact_V, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("gather_bytes", [0, 1 << 30], ids=["scatter", "gather"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_numba_and_torch_paths_give_same_factors(dtype, gather_bytes, monkeypatch):
-    monkeypatch.setattr("wmf.objective.GATHER_BYTES", gather_bytes)
+def test_numba_and_torch_paths_give_same_factors(dtype, monkeypatch):
+    monkeypatch.setattr("wmf.objective.TILE_BYTES", 1)
     results = []
     for cls in (NumbaOps, TorchOps):
         ops, objective, U, V = setup(cls, dtype=dtype, alpha=0.5)
@@ -70,9 +66,8 @@ def test_numba_and_torch_paths_give_same_factors(dtype, gather_bytes, monkeypatc
     assert loss1 == pytest.approx(loss2, rel=tol)
 
 
-@pytest.mark.parametrize("gather_bytes", [0, 1 << 30], ids=["scatter", "gather"])
-def test_numba_sweeps_are_deterministic(gather_bytes, monkeypatch):
-    monkeypatch.setattr("wmf.objective.GATHER_BYTES", gather_bytes)
+def test_numba_sweeps_are_deterministic(monkeypatch):
+    monkeypatch.setattr("wmf.objective.TILE_BYTES", 1)
     runs = []
     for _ in range(2):
         ops, objective, U, V = setup(NumbaOps, dtype=torch.float32)

@@ -52,8 +52,10 @@ class IndexConfig:
 class TrainConfig:
     factors: int = opt(64, "embedding dimension d")
     iterations: int = opt(15, "ALS sweeps or gradient steps")
-    unobserved_weight: float = opt(0.05, "w0: weight of every unwatched cell (notebook: 0.005)")
-    regularization: float = opt(0.05, "L2 penalty on the factors")
+    unobserved_weight: float = opt(
+        0.1, "w0: weight of every unwatched cell (notebook: 0.005; 0.1 won the bench sweep)"
+    )
+    regularization: float = opt(1.0, "L2 penalty on the factors (bench sweep: flat in 0.1-1)")
     scale_regularization: bool = opt(
         False, "scale each row's penalty by (its interactions + w0 * other side's size)"
     )

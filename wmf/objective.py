@@ -20,9 +20,9 @@ import torch
 
 from wmf import kernels
 
-# Largest user-factor matrix (bytes) that the movie step gathers from at random; about
-# the last-level cache of the 2-core machine this was tuned on (32 MiB L3).
-GATHER_BYTES = 32 << 20
+# Bytes of one column tile's slice of the scatter's factors (and as much again of its
+# accumulators): half of a 1 MiB L2 together.
+TILE_BYTES = 256 << 10
 # Elements of one dense block of the sigmoid all-cells term (bounds its memory).
 _SIGMOID_BLOCK = 1 << 25
 
@@ -147,42 +147,33 @@ class NumbaOps(SparseOps):
         # fixed partitions: results never depend on thread scheduling
         self.bounds = kernels.chunk_bounds(self.indptr, n_chunks or kernels.default_chunks())
         self.row_blocks = kernels.chunk_bounds(self.indptr, 8 * kernels.default_chunks())
-        self._movie_csr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._movie_csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tiles: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
-    def _movies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Movie-major CSR (crow, user indices, conf, row blocks), built on first use."""
+    def _movies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Movie-major CSR (crow, user indices, conf), built on first use (Cholesky only)."""
         if self._movie_csr is None:
             perm = np.argsort(self.indices, kind="stable")
             rows = np.repeat(np.arange(self.n_users, dtype=np.int32), np.diff(self.indptr))
             crow = np.zeros(self.n_movies + 1, dtype=np.int64)
             crow[1:] = np.cumsum(np.bincount(self.indices, minlength=self.n_movies))
-            blocks = kernels.chunk_bounds(crow, 8 * kernels.default_chunks())
-            self._movie_csr = (crow, rows[perm], self.conf[perm], blocks)
+            self._movie_csr = (crow, rows[perm], self.conf[perm])
         return self._movie_csr
 
     def csr(self, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        crow, col, conf = (self.indptr, self.indices, self.conf) if side == "users" else self._movies()[:3]
+        crow, col, conf = (self.indptr, self.indices, self.conf) if side == "users" else self._movies()
         return torch.from_numpy(crow), torch.from_numpy(col).long(), torch.from_numpy(conf)
 
-    def row_local(self, side: str, d: int) -> bool:
-        """Whether `side`'s CG runs row by row, gathering the other side's factors.
+    def cg_users(self, U, V, G, lam, steps: int) -> None:
+        """The row-local fused CG (one cache-hot pass per step over each user's movies).
 
-        Always for users (movie factors are small). For movies only while the user
-        factors fit in the last-level cache: gathered at random from DRAM they are what
-        makes implicit 26x slower for 10x the data; past that the movie step streams
-        users and scatters instead (wmf.kernels.scatter_cols).
+        The movie side instead runs the vectorized CG over tiled scatters: gathering
+        user factors at random, as implicit does, is what makes it 26x slower for 10x
+        the data; at 10M ratings both ways cost the same here.
         """
-        return side == "users" or self.n_users * d * self.conf.itemsize <= GATHER_BYTES
-
-    def cg_rows(self, side: str, X, Y, G, lam, steps: int) -> None:
-        """The row-local fused CG (one cache-hot pass per step over each row's nonzeros)."""
-        if side == "users":
-            crow, col, conf, blocks = self.indptr, self.indices, self.conf, self.row_blocks
-        else:
-            crow, col, conf, blocks = self._movies()
         kernels.cg_rows(
-            crow, col, conf, self.w0, Y.numpy(), (self.w0 * G).numpy(), lam.numpy(),
-            X.numpy(), steps, blocks,
+            self.indptr, self.indices, self.conf, self.w0, V.numpy(), (self.w0 * G).numpy(),
+            lam.numpy(), U.numpy(), steps, self.row_blocks,
         )  # fmt: skip
 
     def observed_loss(self, U, V) -> float:
@@ -201,11 +192,13 @@ class NumbaOps(SparseOps):
         return out
 
     def _scatter(self, X, P, ka: float, kb: float) -> torch.Tensor:
+        d = P.shape[1]
+        width = min(self.n_movies, max(16, TILE_BYTES // (d * self.conf.itemsize)))
+        if self._tiles is None or self._tiles[0] != width:
+            self._tiles = (width, kernels.tile_columns(self.indptr, self.indices, self.conf, width))
+        tile_ptr, indices, conf = self._tiles[1]
         acc = np.empty((len(self.bounds) - 1, *P.shape), dtype=self.conf.dtype)
-        kernels.scatter_cols(
-            self.indptr, self.indices, self.conf, self.w0, ka, kb,
-            X.numpy(), P.numpy(), self.bounds, acc,
-        )  # fmt: skip
+        kernels.scatter_cols(tile_ptr, indices, conf, self.w0, ka, kb, X.numpy(), P.numpy(), self.bounds, acc)
         return torch.from_numpy(acc.sum(axis=0))
 
     def residual_users(self, U, V):

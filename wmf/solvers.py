@@ -104,8 +104,8 @@ def als_half_step(
         G, lam, X, Y = V.T @ V, objective.lam_users, U, V
     else:
         G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
-    if solve == "cg" and isinstance(ops, NumbaOps) and ops.row_local(side, X.shape[1]):
-        ops.cg_rows(side, X, Y, G, lam, cg_steps)
+    if solve == "cg" and side == "users" and isinstance(ops, NumbaOps):
+        ops.cg_users(U, V, G, lam, cg_steps)
     elif solve == "cg":
         if side == "users":
             residual, product = ops.residual_users(U, V), lambda P: ops.product_users(P, V)
