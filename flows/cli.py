@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cls in STAGE_CONFIGS.items():
         _add_dataclass_options(run, cls, f"{name} options")
 
+    serve = sub.add_parser(
+        "serve", help="run the pipeline on a cron schedule (no work pool needed)", formatter_class=fmt
+    )
+    serve.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
+    serve.add_argument("--data", type=Path, required=True, help="folder of stage outputs")
+    serve.add_argument("--cron", default="0 3 * * *", help="schedule, in UTC")
+    serve.add_argument("--name", default="nightly", help="deployment name")
+    for name, cls in STAGE_CONFIGS.items():
+        _add_dataclass_options(serve, cls, f"{name} options")
+
     demo = sub.add_parser(
         "demo", help="generate a small dataset and run the pipeline on it", formatter_class=fmt
     )
@@ -198,8 +208,23 @@ def _demo(args: argparse.Namespace) -> int:
     ok, summary = run_pipeline(data, raw, PipelineConfig(), RunConfig())
     _print_summary(summary, args.json)
     if ok and not args.json:
-        print(f"\nPublished tables: {data / 'exports' / 'latest'}")
+        _show_demo_results(data / "exports" / "latest")
     return 0 if ok else 1
+
+
+def _show_demo_results(exports: Path) -> None:
+    """A glimpse of what analysts get: headline metrics and one user's top five."""
+    import polars as pl
+
+    metrics = json.loads((exports / "metrics.json").read_text())
+    print(f"\nPublished tables: {exports}")
+    for metric in ("recall@20", "ndcg@100"):
+        model, popular = metrics["model"][metric], metrics["popularity"][metric]
+        print(f"  {metric:<10} model {model:.3f}   popularity baseline {popular:.3f}")
+    recs = pl.read_parquet(exports / "recommendations.parquet", n_rows=5)
+    print(f"  top 5 for customer {recs['user_id'][0]}:")
+    for row in recs.iter_rows(named=True):
+        print(f"    {row['rank']}. {row['title']} ({row['year']})  score {row['score']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +238,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return _demo(args)
+        if args.command == "serve":
+            _quiet_prefect()
+            from flows.pipeline import pipeline
+
+            pipeline.serve(
+                name=args.name,
+                cron=args.cron,
+                parameters={
+                    "raw": str(args.raw.resolve()),
+                    "data": str(args.data.resolve()),
+                    "config": _config_from(args).to_dict(),
+                    "wait": True,
+                },
+            )
+            return 0
         if args.command == "status":
             print(json.dumps(_status(args), indent=2, default=str))
             return 0
