@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--index", type=Path, help="use the seen CSR (and shape) of this index output")
-    parser.add_argument("--batch", type=int, default=512, help="users per batch of wmf's top_k")
+    parser.add_argument("--batch", type=int, default=256, help="users per batch of wmf's top_k")
     parser.add_argument("--implicit-batch", type=int, default=50_000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-implicit", action="store_true")

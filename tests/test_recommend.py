@@ -72,6 +72,20 @@ def test_top_k_never_returns_seen_items_and_ranks_descending():
     assert (got_items == expected).mean() > 0.999  # float64 -> float32 rounding may swap near-ties
 
 
+def test_single_threaded_path_agrees_and_thread_count_is_restored(tied_problem):
+    users, items, seen = tied_problem
+    expected = brute_top_k(users @ items.T, seen, 12)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = top_k(users, items, 12, exclude=to_csr(seen), batch_size=50)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(single[0], expected[0])
+    top_k(users, items, 12, exclude=to_csr(seen), batch_size=50)
+    assert torch.get_num_threads() == before
+
+
 def test_user_subset_keeps_requested_order(tied_problem):
     users, items, seen = tied_problem
     subset = np.array([299, 3, 150, 3])

@@ -23,7 +23,7 @@ def evaluate(
     train: Interactions,
     holdout: tuple[np.ndarray, np.ndarray],
     ks: tuple[int, ...] = DEFAULT_KS,
-    batch_size: int = 512,
+    batch_size: int = 256,
     device: str = "cpu",
 ) -> dict[str, float]:
     """Metrics of the factor model's top-k lists against the held-out pairs."""

@@ -1,10 +1,11 @@
 """Batched exact top-k recommendation and item-to-item similarity.
 
 Scores are one dense matrix product per batch of users (BLAS through torch, so
-memory is bounded by the batch, not by the number of users). Selection on the
-CPU is a fused numba kernel: it drops the seen items and keeps a k-sized heap
-per row in one pass, about 5x faster than `torch.topk` over 17.8k columns. On
-other devices (CUDA) it is `torch.topk` with seen items set to -inf.
+memory is bounded by the batch, not by the number of users), seen items are set
+to -inf in one scatter. Selection on the CPU is a numba kernel: the maxima of
+32-column blocks give each row a lower bound of its k-th best score, so only
+the few blocks reaching it are scanned into a k-sized heap (much cheaper than
+`torch.topk` over 17.8k columns). On other devices (CUDA) it is `torch.topk`.
 
 Ties are broken deterministically, lower item index first, on every device:
 `torch.topk` alone is not stable, and recommendations must be reproducible.
@@ -12,6 +13,9 @@ Slots beyond the number of candidate items hold item -1 and score -inf.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numba
 import numpy as np
@@ -29,7 +33,7 @@ def top_k(
     k: int,
     exclude: tuple[np.ndarray, np.ndarray] | None = None,
     users: np.ndarray | None = None,
-    batch_size: int = 512,
+    batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -37,20 +41,37 @@ def top_k(
 
     `exclude` is a user-major CSR (indptr, indices) of items never to recommend
     (the seen items); `users` picks and orders the rows (default: all users).
-    On the CPU a batch of ~512 users keeps the score block in cache: larger
-    batches are ~20% slower, not faster.
+    On the CPU, one worker thread per torch thread scores and selects its own
+    batches with single-threaded kernels, as implicit does: no barrier between
+    the product and the selection, and a ~256-user score block stays in cache.
     """
     n_users = user_factors.shape[0]
     rows = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
     items_t = _as_float32(item_factors, device)
     out_items = np.empty((len(rows), k), dtype=np.int32)
     out_scores = np.empty((len(rows), k), dtype=np.float32)
-    for start in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="top-k", unit="batch"):
-        batch = rows[start : start + batch_size]
-        scores = _as_float32(user_factors[_take(user_factors, batch, users is None)], device) @ items_t.T
-        seen = _csr_rows(exclude, batch, contiguous=users is None)
-        stop = start + len(batch)
-        out_items[start:stop], out_scores[start:stop] = _select(scores, seen, k)
+
+    def score_batch(start: int) -> None:
+        with torch.no_grad():  # grad mode is per thread
+            batch = rows[start : start + batch_size]
+            scores = _as_float32(user_factors[_take(user_factors, batch, users is None)], device) @ items_t.T
+            seen = _csr_rows(exclude, batch, contiguous=users is None)
+            stop = start + len(batch)
+            out_items[start:stop], out_scores[start:stop] = _select(scores, seen, k)
+
+    starts = range(0, len(rows), batch_size)
+    bar = partial(tqdm, total=len(starts), disable=not progress, desc="top-k", unit="batch")
+    workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+    if workers == 1:
+        for start in bar(starts):
+            score_batch(start)
+        return out_items, out_scores
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for _ in bar(pool.map(score_batch, starts)):
+                pass
+    finally:
+        torch.set_num_threads(workers)  # the workers' setting is process-wide in part
     return out_items, out_scores
 
 
@@ -58,7 +79,7 @@ def top_k(
 def similar_items(
     item_factors: Array,
     k: int,
-    batch_size: int = 512,
+    batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +192,7 @@ def _select_torch(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
     return items, values
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _select_heap(scores, maxima, thresholds, out_items, out_values):  # pragma: no cover - numba
     """Per row: a min-heap of the best k (worst at the root) over the few items that can qualify.
 
@@ -184,7 +205,7 @@ def _select_heap(scores, maxima, thresholds, out_items, out_values):  # pragma: 
     n_rows, n_items = scores.shape
     k = out_items.shape[1]
     n_blocks = maxima.shape[1]
-    for r in numba.prange(n_rows):
+    for r in range(n_rows):
         row = scores[r]
         block_max = maxima[r]
         threshold = thresholds[r]
