@@ -115,18 +115,17 @@ class MatrixFactorization:
         best, bad_evals = _early_stopping_state(self.history, cfg.early_stopping_metric)
         bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc="train")
         for it in range(start, cfg.iterations):
-            t0 = time.perf_counter()
-            if optimizer is None:
-                als_sweep(ops, objective, self.U, self.V, cfg.als_solve, cfg.cg_steps)
-            else:
-                gradient_step(objective, self.U, self.V, optimizer)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            record: dict[str, Any] = {
-                "iteration": it + 1,
-                "seconds": time.perf_counter() - t0,
-                "loss": objective.loss(self.U, self.V),
-            }
+            with ops.exclusive():
+                t0 = time.perf_counter()
+                if optimizer is None:
+                    als_sweep(ops, objective, self.U, self.V, cfg.als_solve, cfg.cg_steps)
+                else:
+                    gradient_step(objective, self.U, self.V, optimizer)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - t0
+                loss = objective.loss(self.U, self.V)
+            record: dict[str, Any] = {"iteration": it + 1, "seconds": seconds, "loss": loss}
             stop = False
             if evaluate and cfg.eval_every and (it + 1) % cfg.eval_every == 0:
                 record["metrics"] = evaluate(self.U, self.V)
