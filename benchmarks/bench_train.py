@@ -20,6 +20,7 @@ import resource
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -207,9 +208,8 @@ def fit_implicit(index_dir: Path, config: TrainConfig, threads: int) -> dict[str
 
 
 def in_child(fn, *args) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(fn, args)
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 # -- modes --------------------------------------------------------------------------------
