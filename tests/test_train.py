@@ -136,7 +136,7 @@ def test_train_stage_writes_model_history_and_metrics(tmp_path):
     assert model.user_factors.shape == (load_train(tmp_path / "index").n_users, 8)
 
 
-def test_early_stopping_stops_after_patience_evaluations_without_improvement():
+def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp_path):
     train, holdout = planted(n_users=300, n_movies=200, rank=4, per_user=30, seed=1)
     config = TrainConfig(
         factors=8,
@@ -146,8 +146,12 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement():
         early_stopping_metric="ndcg@20",
         patience=2,
     )
-    model = MatrixFactorization(config).fit(train, holdout=holdout, progress=False)
+    model = MatrixFactorization(config).fit(train, holdout=holdout, checkpoint_dir=tmp_path, progress=False)
     values = [r["metrics"]["ndcg@20"] for r in model.history]
     assert len(values) < 40
     best_before = max(values[:-2])
     assert all(v <= best_before for v in values[-2:])
+    # a rerun over its checkpoint stays stopped
+    again = MatrixFactorization(config)
+    again.fit(train, holdout=holdout, checkpoint_dir=tmp_path, progress=False)
+    assert len(again.history) == len(values)

@@ -113,6 +113,8 @@ class MatrixFactorization:
 
         evaluate = _evaluator(train, holdout, eval_ks(cfg))
         best, bad_evals = _early_stopping_state(self.history, cfg.early_stopping_metric)
+        if cfg.early_stopping_metric and bad_evals >= cfg.patience:
+            start = cfg.iterations  # a resumed run that had already stopped early
         bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc="train")
         for it in range(start, cfg.iterations):
             with ops.exclusive():
