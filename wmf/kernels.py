@@ -90,17 +90,37 @@ def tile_columns(
     """Reorder the nonzeros by (column tile, row, column) for `scatter_cols`.
 
     Returns (tile_ptr, tile_indices, tile_conf): the nonzeros of row u in tile b are
-    tile_ptr[b * n_rows + u] : tile_ptr[b * n_rows + u + 1].
+    tile_ptr[b * n_rows + u] : tile_ptr[b * n_rows + u + 1]. A counting sort: no
+    nnz-sized temporaries beyond the reordered copy itself.
     """
     n_rows = len(indptr) - 1
     n_tiles = int(indices.max(initial=0)) // tile_width + 1
-    tile = (indices // tile_width).astype(np.uint16)
-    order = np.argsort(tile, kind="stable")  # radix sort; keeps row-major order per tile
-    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
-    counts = np.bincount(tile.astype(np.int64) * n_rows + rows, minlength=n_tiles * n_rows)
     tile_ptr = np.zeros(n_tiles * n_rows + 1, dtype=np.int64)
-    np.cumsum(counts, out=tile_ptr[1:])
-    return tile_ptr, indices[order], conf[order]
+    _count_tiles(indptr, indices, tile_width, tile_ptr[1:])
+    np.cumsum(tile_ptr, out=tile_ptr)
+    out_indices = np.empty_like(indices)
+    out_conf = np.empty_like(conf)
+    _fill_tiles(indptr, indices, conf, tile_width, tile_ptr[:-1].copy(), out_indices, out_conf)
+    return tile_ptr, out_indices, out_conf
+
+
+@njit(cache=True)
+def _count_tiles(indptr, indices, width, counts):  # pragma: no cover - numba
+    n_rows = len(indptr) - 1
+    for u in range(n_rows):
+        for k in range(indptr[u], indptr[u + 1]):
+            counts[(indices[k] // width) * n_rows + u] += 1
+
+
+@njit(cache=True)
+def _fill_tiles(indptr, indices, conf, width, cursor, out_indices, out_conf):  # pragma: no cover
+    n_rows = len(indptr) - 1
+    for u in range(n_rows):
+        for k in range(indptr[u], indptr[u + 1]):
+            slot = (indices[k] // width) * n_rows + u
+            out_indices[cursor[slot]] = indices[k]
+            out_conf[cursor[slot]] = conf[k]
+            cursor[slot] += 1
 
 
 @njit(parallel=True, fastmath=True, cache=True)
