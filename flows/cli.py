@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show each stage's published output", formatter_class=fmt)
     status.add_argument("--data", type=Path, required=True)
     status.add_argument("--raw", type=Path, help="tell whether outputs are current for this RAW")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
     for name, cls in STAGE_CONFIGS.items():
         _add_dataclass_options(status, cls, f"{name} options")
     return parser
@@ -170,32 +171,76 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
+    """Each stage's published output, and whether a run with these options would reuse it.
+
+    A stage is current when its key matches what a run would compute now and the
+    stage before it is current too (without --raw, ingest's currency is unknown).
+    """
     from wmf import stages
 
     config = _config_from(args)
     report: dict[str, Any] = {}
+    upstream_current: bool | None = None
     for stage in STAGES:
         try:
             manifest = stages.latest_manifest(args.data, stage)
         except WmfError:
-            report[stage] = {"published": False}
+            report[stage] = {"published": False, "current": False}
+            upstream_current = False
             continue
         entry = {
             "published": True,
             "key": manifest["key"],
             "created_at": manifest["created_at"],
+            "seconds": manifest.get("seconds"),
+            "directory": str(stages.store.latest_dir(args.data, stages.DIRECTORY[stage])),
             "config": manifest["config"],
             "outputs": manifest["outputs"],
         }
-        if args.raw is not None or stage != "ingest":
+        if stage == "ingest" and args.raw is None:
+            entry["current"] = None
+            entry["reason"] = "pass --raw RAW to compare with the raw files"
+        else:
             try:
                 planned = stages.plan(stage, args.data, config, args.raw)
-                entry["current"] = planned.key == manifest["key"]
             except (WmfError, OSError) as exc:
-                entry["current"] = False
-                entry["reason"] = str(exc)
+                entry["current"], entry["reason"] = False, str(exc)
+            else:
+                entry["current"] = planned.key == manifest["key"] and upstream_current is not False
+                if planned.key != manifest["key"]:
+                    entry["reason"] = _why_stale(planned, manifest)
+                elif upstream_current is False:
+                    entry["reason"] = "an earlier stage is not current"
+        upstream_current = entry["current"]
         report[stage] = entry
     return report
+
+
+def _why_stale(planned: Any, manifest: dict[str, Any]) -> str:
+    changed = sorted(k for k, v in planned.config.items() if manifest["config"].get(k) != v)
+    if changed:
+        return "parameters differ: " + ", ".join(changed)
+    if planned.inputs != manifest["inputs"]:
+        return "inputs changed"
+    return "code changed"
+
+
+def _print_status(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    marks = {True: "current", False: "STALE", None: "unknown"}
+    for stage, entry in report.items():
+        if not entry["published"]:
+            print(f"{stage:<7} not published")
+            continue
+        line = f"{stage:<7} {marks[entry['current']]:<8} {entry['created_at']}  key {entry['key']}"
+        print(line + (f"  ({entry['reason']})" if "reason" in entry else ""))
+        print(f"          {entry['directory']}")
+        params = ", ".join(f"{k}={v}" for k, v in sorted(entry["config"].items()))
+        print(f"          parameters: {params}")
+        for name, table in entry["outputs"].items():
+            print(f"          {name:<22} {table['rows']:>12,} rows  {table['fingerprint']}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -254,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "status":
-            print(json.dumps(_status(args), indent=2, default=str))
+            _print_status(_status(args), args.json)
             return 0
         config, run = _config_from(args), _run_config_from(args)
         if args.command == "run":

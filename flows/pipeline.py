@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
+from flows import report
 from tasks.stages import stage_task
 from wmf import stages
 from wmf.config import PipelineConfig, RunConfig
@@ -47,6 +49,8 @@ def pipeline(
     a second pipeline on the same DATA waits (`wait`) or fails at once.
     """
     with exclusive(Path(data), wait=wait):
+        for path in stages.clean_stale(Path(data)):
+            get_run_logger().info("removed %s, left by an interrupted run", path)
         return _run_stages(data, raw, config, run, only, force)
 
 
@@ -63,21 +67,24 @@ def _run_stages(
     run_cfg = RunConfig(**(run or {}))
     results = Path(data) / ".prefect-results"
     summary: dict[str, Any] = {"data": str(data), "raw": raw, "stages": {}}
-    for stage in only or stages.STAGES:
+    todo = list(only or stages.STAGES)
+    progress_id = create_progress_artifact(0.0, key=report.PROGRESS_KEY, description="wmf stages done")
+    for done, stage in enumerate(todo):
         started = time.perf_counter()
         try:
             plan = stages.plan(stage, Path(data), cfg, None if raw is None else Path(raw))
         except WmfError as exc:
             summary["stages"][stage] = {"state": "Failed", "seconds": 0.0, "error": str(exc)}
-            raise PipelineFailed(f"stage {stage} failed: {exc}", summary) from exc
+            _fail(stage, exc, summary)
         task = stage_task(stage, results, run_cfg.retries, run_cfg.retry_delay_seconds)
         refresh = stage in (force or ()) or not plan.is_built
-        state = task.with_options(refresh_cache=refresh)(plan, return_state=True)
+        share = {"id": progress_id, "start": 100 * done / len(todo), "end": 100 * (done + 1) / len(todo)}
+        state = task.with_options(refresh_cache=refresh)(plan, share, return_state=True)
         seconds = round(time.perf_counter() - started, 3)
         if state.is_failed():
             exc = state.result(raise_on_failure=False)
             summary["stages"][stage] = {"state": "Failed", "seconds": seconds, "error": str(exc)}
-            raise PipelineFailed(f"stage {stage} failed: {exc}", summary)
+            _fail(stage, exc, summary)
         keep = cfg.export.keep if stage == "export" else run_cfg.keep_stage_outputs
         manifest = stages.publish(plan, keep=keep)
         summary["stages"][stage] = {
@@ -88,4 +95,12 @@ def _run_stages(
             "outputs": _outputs(manifest),
         }
         logger.info("%s %s in %.1f s (%s)", stage, state.name, seconds, plan.output)
+        update_progress_artifact(progress_id, share["end"])
+    report.publish_artifacts(summary)
     return summary
+
+
+def _fail(stage: str, exc: BaseException, summary: dict[str, Any]) -> NoReturn:
+    """Publish what ran so far, then fail the flow with the stage's message."""
+    report.publish_artifacts(summary)
+    raise PipelineFailed(f"stage {stage} failed: {exc}", summary) from exc

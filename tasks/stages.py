@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
+from prefect.artifacts import update_progress_artifact
 from prefect.client.schemas.objects import TaskRun
 from prefect.logging import get_run_logger
 from prefect.states import State
@@ -36,10 +37,24 @@ def _cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     return f"wmf-{plan.stage}-{plan.key}"
 
 
-def _run(plan: stages.StagePlan) -> dict[str, Any]:
+def _run(plan: stages.StagePlan, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the stage; `progress` ({"id", "start", "end"}, in percent) is moved along per iteration."""
     logger = get_run_logger()
     logger.info("building %s -> %s", plan.stage, plan.output)
-    manifest = stages.execute(plan)
+    if done := stages.checkpoint_iteration(plan):
+        logger.info("resuming training from its checkpoint after iteration %d", done)
+    on_iteration = None
+    if plan.stage == "train":
+        total = max(int(plan.config["iterations"]), 1)
+
+        def on_iteration(record: dict[str, Any]) -> None:
+            logger.info("iteration %d/%d loss %.6g", record["iteration"], total, record["loss"])
+            if progress is not None:
+                share = progress["end"] - progress["start"]
+                value = progress["start"] + share * min(record["iteration"] / total, 1.0)
+                update_progress_artifact(progress["id"], round(value, 1))
+
+    manifest = stages.execute(plan, on_iteration=on_iteration)
     for name, table in manifest["outputs"].items():
         logger.info("%s: %s rows in %s", name, f"{table['rows']:,}", table["path"])
     return manifest

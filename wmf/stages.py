@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import wmf
-from wmf import store
+from wmf import plots, store
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError
 
@@ -46,8 +47,9 @@ MODULES: dict[str, tuple[str, ...]] = {
         "wmf.metrics",
         "wmf.recommend",
     ),
-    "export": ("wmf.export", "wmf.recommend", "wmf.metrics"),
+    "export": ("wmf.export", "wmf.recommend", "wmf.metrics", "wmf.plots"),
 }
+LOSS_CURVE = "loss_curve.png"
 # Parameters that change nothing in a stage's output stay out of its key.
 KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"export": ("keep",)}
 
@@ -93,11 +95,7 @@ def _inputs(stage: str, data: Path, raw: Path | None) -> dict[str, Any]:
         if raw is None:
             raise MissingInputError("the ingest stage needs --raw RAW")
         files = find_inputs(Path(raw))
-        return {
-            str(p.relative_to(raw)): store.fingerprint_file(p)
-            for group in files.values()
-            for p in group
-        }
+        return {str(p.relative_to(raw)): store.fingerprint_file(p) for group in files.values() for p in group}
     upstream = latest_manifest(data, UPSTREAM[stage])
     inputs = {UPSTREAM[stage]: upstream["key"]}
     if stage == "export":
@@ -134,7 +132,41 @@ def _checkpoints(plan: StagePlan) -> Path:
     return store.stage_root(Path(plan.data), DIRECTORY["train"]) / ".checkpoints" / plan.key
 
 
-def _core(plan: StagePlan) -> Callable[[Path, bool], dict[str, Any]]:
+def checkpoint_iteration(plan: StagePlan) -> int:
+    """Iterations already saved in the train stage's checkpoint (0 when there is none)."""
+    from safetensors import safe_open
+
+    from wmf.model import CHECKPOINT_FILE
+
+    path = _checkpoints(plan) / CHECKPOINT_FILE
+    if plan.stage != "train" or not path.is_file():
+        return 0
+    with safe_open(path, framework="pt") as f:
+        return int(f.metadata().get("iteration", 0))
+
+
+def clean_stale(data: Path) -> list[Path]:
+    """Remove what killed runs left behind: temporary outputs, trash and half-made links.
+
+    Only safe while holding DATA's lock (`store.exclusive`): then no other run is building.
+    """
+    stale = [
+        p
+        for stage in DIRECTORY.values()
+        for pattern in (".tmp-*", ".trash-*", ".latest-*")
+        for p in store.stage_root(Path(data), stage).glob(pattern)
+    ]
+    for p in stale:
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        else:
+            store.remove_tree(p)
+    return stale
+
+
+def _core(
+    plan: StagePlan, on_iteration: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[[Path, bool], dict[str, Any]]:
     """Bind the core function of the stage to its inputs: (out, progress) -> summary."""
     from wmf import config as cfg
 
@@ -155,7 +187,11 @@ def _core(plan: StagePlan) -> Callable[[Path, bool], dict[str, Any]]:
         c = cfg.TrainConfig(**plan.config)
         src = _upstream_dir(plan, "index")
         ckpt = _checkpoints(plan)
-        return lambda out, progress: train(src, out, c, checkpoint_dir=ckpt, progress=progress)
+        # Per-iteration progress needs `train(callback=...)`; older train() lacks it.
+        extra = {}
+        if on_iteration is not None and "callback" in inspect.signature(train).parameters:
+            extra["callback"] = lambda _model, record: on_iteration(record)
+        return lambda out, progress: train(src, out, c, checkpoint_dir=ckpt, progress=progress, **extra)
     if plan.stage == "export":
         from wmf.export import export
 
@@ -165,16 +201,28 @@ def _core(plan: StagePlan) -> Callable[[Path, bool], dict[str, Any]]:
     raise ValueError(f"unknown stage {plan.stage!r}")
 
 
-def execute(plan: StagePlan, progress: bool = True) -> dict[str, Any]:
+def execute(
+    plan: StagePlan,
+    progress: bool = True,
+    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Build the stage output in a temporary directory and rename it into place.
 
     Returns the manifest, which is also written (last) beside the outputs.
+    `on_iteration` receives each training iteration's history record.
     """
-    core = _core(plan)
+    core = _core(plan, on_iteration)
     data = Path(plan.data)
     started = time.perf_counter()
+    resumed_from = checkpoint_iteration(plan)
     with store.building(data, DIRECTORY[plan.stage], plan.key) as tmp:
         summary = core(tmp, progress)
+        if plan.stage == "train":
+            summary["resumed_from_iteration"] = resumed_from
+        if plan.stage == "export":
+            history = store.read_json(_upstream_dir(plan, "train") / "history.json")
+            if plots.loss_curve(history, tmp / LOSS_CURVE):
+                summary.setdefault("files", {})["loss_curve"] = LOSS_CURVE
         tables = {
             name: {
                 "path": str(plan.output / info["path"]),
@@ -196,7 +244,8 @@ def execute(plan: StagePlan, progress: bool = True) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 3),
             "summary": summary,
         }
-        store.write_json(tmp / "config.json", {plan.stage: plan.config})
+        if not (tmp / "config.json").exists():  # the model writes a richer one of its own
+            store.write_json(tmp / "config.json", {plan.stage: plan.config})
         store.write_json(tmp / store.MANIFEST, manifest)
     if plan.stage == "train":
         store.remove_tree(_checkpoints(plan))
