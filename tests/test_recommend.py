@@ -107,3 +107,21 @@ def test_similar_items_is_cosine_and_excludes_self():
     assert items[0].tolist() == [1, 2, 4, 3]  # cosine ignores length; zero vector scores 0
     np.testing.assert_allclose(scores[0], [10 / np.sqrt(101), 0.0, 0.0, -1.0], rtol=1e-6)
     assert items[4].tolist() == [0, 1, 2, 3]  # all tied at 0: lower index first
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_top_k_and_similar_equal_cpu() -> None:
+    rng = np.random.default_rng(3)
+    users = rng.integers(-3, 4, (500, 8)).astype(np.float32)  # integer scores: many ties
+    items = rng.integers(-3, 4, (300, 8)).astype(np.float32)
+    counts = rng.integers(0, 40, 500)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    indices = np.concatenate([np.sort(rng.choice(300, c, replace=False)) for c in counts]).astype(np.int32)
+    for k in (10, 100, 299):
+        cpu = top_k(users, items, k, exclude=(indptr, indices))
+        cuda = top_k(users, items, k, exclude=(indptr, indices), device="cuda", batch_size=128)
+        np.testing.assert_array_equal(cuda[0], cpu[0])
+        np.testing.assert_allclose(cuda[1], cpu[1], rtol=1e-6)
+    dense = rng.normal(size=(300, 8)).astype(np.float32)  # no ties: cosines round differently
+    np.testing.assert_array_equal(similar_items(dense, 20, device="cuda")[0], similar_items(dense, 20)[0])

@@ -94,6 +94,9 @@ class ExportConfig:
     similar_k: int = opt(20, "similar movies per movie")
     keep: int = opt(7, "published exports to keep")
     batch_users: int = opt(8192, "users scored per batch (bounds memory)")
+    device: Literal["auto", "cpu", "cuda"] = opt(
+        "auto", "where to score: auto picks CUDA when available", ("auto", "cpu", "cuda")
+    )
 
 
 @dataclass(frozen=True)

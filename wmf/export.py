@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from safetensors.numpy import load_file
 from tqdm import tqdm
 
@@ -112,12 +113,20 @@ def export(
         metrics = {
             "ks": list(DEFAULT_KS),
             "n_users_evaluated": len(np.unique(holdout[0])),
-            "model": evaluate(user_factors, movie_factors, train, holdout, DEFAULT_KS),
+            "model": evaluate(user_factors, movie_factors, train, holdout, DEFAULT_KS, **_scoring(config)),
             "popularity": evaluate_popularity(train, holdout, DEFAULT_KS),
         }
         store.write_json(out / METRICS, metrics)
         summary["metrics"] = metrics
     return summary
+
+
+def _scoring(config: ExportConfig) -> dict[str, Any]:
+    """Device and batch of the scoring: small cache-sized batches on the CPU, large ones on a GPU."""
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"device": device, "batch_size": 256 if device == "cpu" else config.batch_users}
 
 
 def _provenance(run_id: str, train_dir: Path, config: ExportConfig) -> dict[bytes, bytes]:
@@ -192,7 +201,9 @@ def _write_recommendations(
                 train.indptr[lo : hi + 1] - train.indptr[lo],
                 train.indices[train.indptr[lo] : train.indptr[hi]],
             )
-            items, scores = top_k(user_factors[lo:hi], movie_factors, config.top_k, exclude=seen)
+            items, scores = top_k(
+                user_factors[lo:hi], movie_factors, config.top_k, exclude=seen, **_scoring(config)
+            )
             owner, rank, movie_idx, score = _ranked_rows(user_ids[lo:hi], items, scores)
             taken = pa.array(movie_idx)
             batch = pa.table(
@@ -220,7 +231,7 @@ def _write_similar(
     progress: bool,
 ) -> int:
     movie_ids = movies["movie_id"].to_numpy().astype(np.int32)
-    items, scores = similar_items(movie_factors, config.similar_k, progress=progress)
+    items, scores = similar_items(movie_factors, config.similar_k, progress=progress, **_scoring(config))
     owner, rank, similar_idx, score = _ranked_rows(movie_ids, items, scores)
     columns = {"movie_id": owner, "rank": rank, "similar_movie_id": movie_ids[similar_idx], "score": score}
     return _write(path, columns, metadata)

@@ -246,7 +246,9 @@ def _evaluator(
     from wmf.metrics import evaluate
 
     def run(U: torch.Tensor, V: torch.Tensor) -> dict[str, float]:
-        return {k: float(v) for k, v in evaluate(U.cpu(), V.cpu(), train, holdout, ks).items()}
+        on_gpu = U.device.type != "cpu"
+        metrics = evaluate(U, V, train, holdout, ks, batch_size=8192 if on_gpu else 256, device=str(U.device))
+        return {k: float(v) for k, v in metrics.items()}
 
     return run
 
