@@ -1,55 +1,38 @@
-"""Small hand-built interaction matrices for the training tests (duck-typed Interactions)."""
+"""Small hand-built interaction matrices for the training tests."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-
-@dataclass
-class SmallInteractions:
-    indptr: np.ndarray
-    indices: np.ndarray
-    ratings: np.ndarray
-    shape: tuple[int, int]
-
-    @property
-    def n_users(self) -> int:
-        return self.shape[0]
-
-    @property
-    def n_movies(self) -> int:
-        return self.shape[1]
-
-    @property
-    def nnz(self) -> int:
-        return len(self.indices)
-
-    def dense(self, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, ratings) as dense tensors, for checks against the notebook's dense formula."""
-        M = torch.zeros(self.shape, dtype=dtype)
-        R = torch.zeros(self.shape, dtype=dtype)
-        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
-        M[rows, self.indices] = 1
-        R[rows, self.indices] = torch.as_tensor(self.ratings, dtype=dtype)
-        return M, R
+from wmf.index import Interactions
 
 
-def random_interactions(n_users: int, n_movies: int, density: float, seed: int = 0) -> SmallInteractions:
+def dense_matrices(
+    train: Interactions, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, ratings) as dense tensors, for checks against the notebook's dense formula."""
+    M = torch.zeros(train.shape, dtype=dtype)
+    R = torch.zeros(train.shape, dtype=dtype)
+    rows = np.repeat(np.arange(train.shape[0]), np.diff(train.indptr))
+    M[rows, train.indices] = 1
+    R[rows, train.indices] = torch.as_tensor(train.ratings, dtype=dtype)
+    return M, R
+
+
+def random_interactions(n_users: int, n_movies: int, density: float, seed: int = 0) -> Interactions:
     rng = np.random.default_rng(seed)
     mask = rng.random((n_users, n_movies)) < density
     rows, cols = np.nonzero(mask)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(rows, minlength=n_users))
     ratings = rng.integers(1, 6, size=len(cols)).astype(np.int8)
-    return SmallInteractions(indptr, cols.astype(np.int32), ratings, (n_users, n_movies))
+    return Interactions(indptr, cols.astype(np.int32), ratings, (n_users, n_movies))
 
 
 def planted(
     n_users: int, n_movies: int, rank: int, per_user: int, seed: int = 0
-) -> tuple[SmallInteractions, tuple[np.ndarray, np.ndarray]]:
+) -> tuple[Interactions, tuple[np.ndarray, np.ndarray]]:
     """Users pick movies from a planted low-rank taste model with popularity skew;
     20% of each user's picks are held out."""
     rng = np.random.default_rng(seed)
@@ -68,7 +51,7 @@ def planted(
         kept = np.sort(picks[n_hold:])
         indices.extend(kept)
         indptr.append(indptr[-1] + len(kept))
-    train = SmallInteractions(
+    train = Interactions(
         np.array(indptr, dtype=np.int64),
         np.array(indices, dtype=np.int32),
         np.full(len(indices), 5, dtype=np.int8),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers_train import random_interactions
+from helpers_train import dense_matrices, random_interactions
 
 from wmf.objective import NumbaOps, Objective, TorchOps, regularization_weights
 
@@ -45,7 +45,7 @@ def factors(train, d=6, seed=1):
 def test_sparse_loss_and_gradients_equal_dense(ops_cls, n_users, n_movies, alpha, scale):
     train = random_interactions(n_users, n_movies, density=0.05, seed=n_users)
     objective, lam_u, lam_v = make(train, alpha, scale, ops_cls)
-    M, R = train.dense()
+    M, R = dense_matrices(train)
     U, V = factors(train)
     Ud, Vd = U.clone().requires_grad_(), V.clone().requires_grad_()
     lu, lv = torch.as_tensor(lam_u), torch.as_tensor(lam_v)
@@ -72,7 +72,7 @@ def test_sigmoid_objective_equals_dense(alpha, monkeypatch):
     monkeypatch.setattr("wmf.objective._SIGMOID_BLOCK", 55 * 300)
     train = random_interactions(55, 2000, density=0.05, seed=3)
     objective, lam_u, lam_v = make(train, alpha, False, TorchOps, sigmoid=True)
-    M, R = train.dense()
+    M, R = dense_matrices(train)
     U, V = factors(train)
     Ud, Vd = U.clone().requires_grad_(), V.clone().requires_grad_()
     dense = dense_total(
