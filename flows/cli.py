@@ -27,7 +27,11 @@ def _flag(name: str) -> str:
 
 
 def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One option per field; a name another stage already uses gets the stage as prefix
+    (`--device` trains, `--export-device` scores)."""
     group = parser.add_argument_group(title)
+    taken = {flag for action in parser._actions for flag in action.option_strings}
+    stage = next((name for name, c in STAGE_CONFIGS.items() if c is cls), "")
     for f in dataclasses.fields(cls):
         meta = f.metadata
         kwargs: dict[str, Any] = {"dest": f"{cls.__name__}.{f.name}", "help": meta.get("help")}
@@ -37,7 +41,10 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
             kwargs["type"] = type(f.default)
             kwargs["choices"] = meta.get("choices")
             kwargs["metavar"] = None if meta.get("choices") else f.name.split("_")[-1].upper()
-        group.add_argument(_flag(f.name), default=f.default, **kwargs)
+        flag = _flag(f.name)
+        group.add_argument(
+            flag if flag not in taken else _flag(f"{stage}_{f.name}"), default=f.default, **kwargs
+        )
 
 
 def _config_from(args: argparse.Namespace) -> PipelineConfig:
