@@ -1,0 +1,286 @@
+"""Operations: rerun after a failure, forced reruns, SIGKILL and resume, the DATA lock,
+retries, and `wmf status`. Faults are injected in-process by monkeypatching a stage's core."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from flows.cli import main
+from wmf import stages, store
+from wmf.errors import BadInputError
+
+pytestmark = pytest.mark.prefect
+
+ITERATIONS = 4
+FAST = ["--iterations", str(ITERATIONS), "--factors", "8", "--top-k", "10", "--similar-k", "5"]
+# The function each stage's core calls, and the position of its output directory.
+CORES = {
+    "ingest": ("wmf.ingest", "ingest", 1),
+    "index": ("wmf.index", "build_index", 1),
+    "train": ("wmf.train", "train", 1),
+    "export": ("wmf.export", "export", 2),
+}
+
+
+def wmf(*args: str) -> tuple[int, Any, str]:
+    """Run the CLI in-process with --json; returns (exit code, parsed stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*args, "--json"])
+    return code, json.loads(out.getvalue()), err.getvalue()
+
+
+def run(raw: Path, data: Path, *extra: str) -> tuple[int, dict, str]:
+    return wmf("run", "--raw", str(raw), "--data", str(data), *FAST, *extra)
+
+
+def states(summary: dict) -> dict[str, str]:
+    return {stage: info["state"] for stage, info in summary["stages"].items()}
+
+
+def assert_nothing_half_built(data: Path) -> None:
+    """Every output directory is complete (manifest) and no temporary is left."""
+    for stage in stages.DIRECTORY.values():
+        root = data / stage
+        if not root.is_dir():
+            continue
+        assert not list(root.glob(".tmp-*")), f"stale temporaries in {root}"
+        for p in root.iterdir():
+            if p.is_dir() and not p.name.startswith("."):
+                assert store.is_complete(p), f"{p} looks like an output but has no manifest"
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, stage: str, fault: BaseException, times: int = 1) -> list[int]:
+    """Make the stage's core write a partial file and raise `fault` on its first `times` calls."""
+    module_name, attr, out_pos = CORES[stage]
+    module = sys.modules.get(module_name) or __import__(module_name, fromlist=[attr])
+    real = getattr(module, attr)
+    calls: list[int] = []
+
+    def faulty(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            (Path(args[out_pos]) / "partial.parquet").write_bytes(b"PAR1 half a table")
+            raise fault
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, attr, faulty)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def built(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory, prefect_server) -> tuple[Path, dict]:
+    """One uninterrupted run: the reference tables, and published outputs for read-mostly tests."""
+    data = tmp_path_factory.mktemp("built") / "data"
+    code, summary, err = run(tiny_raw, data)
+    assert code == 0, err
+    return data, summary
+
+
+@pytest.mark.parametrize("failing", stages.STAGES)
+def test_rerun_after_a_failure_starts_at_the_failed_stage(
+    failing: str, tiny_raw: Path, tmp_path: Path, built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    with monkeypatch.context() as m:
+        inject(m, failing, RuntimeError(f"injected fault in {failing}"))
+        code, summary, err = run(tiny_raw, data)
+    assert code == 1
+    position = stages.STAGES.index(failing)
+    assert states(summary) == {
+        **dict.fromkeys(stages.STAGES[:position], "Completed"),
+        failing: "Failed",
+    }
+    assert f"injected fault in {failing}" in summary["stages"][failing]["error"]
+    assert f"{failing} failed" in err
+    assert not (data / stages.DIRECTORY[failing] / store.LATEST).exists()
+    assert_nothing_half_built(data)
+
+    code, summary, err = run(tiny_raw, data)
+    assert code == 0, err
+    assert states(summary) == {
+        **dict.fromkeys(stages.STAGES[:position], "Cached"),
+        **dict.fromkeys(stages.STAGES[position:], "Completed"),
+    }
+    recs = pl.read_parquet(summary["stages"]["export"]["outputs"]["recommendations"]["path"])
+    reference = pl.read_parquet(built[1]["stages"]["export"]["outputs"]["recommendations"]["path"])
+    assert_frame_equal(recs, reference)
+
+
+def test_from_and_only_force_reruns_and_stage_commands(tiny_raw: Path, built) -> None:
+    data, _ = built
+    code, summary, err = run(tiny_raw, data, "--from", "train")
+    assert code == 0, err
+    assert states(summary) == {
+        "ingest": "Cached",
+        "index": "Cached",
+        "train": "Completed",
+        "export": "Completed",
+    }
+    code, summary, err = run(tiny_raw, data, "--only", "index")
+    assert code == 0, err
+    assert states(summary) == {"index": "Completed"}
+
+    # A single stage reads the published outputs of the stages before it.
+    code, summary, err = wmf("train", "--data", str(data), *FAST[:4])
+    assert code == 0, err
+    assert states(summary) == {"train": "Cached"}
+    code, summary, err = wmf("export", "--data", str(data), "--top-k", "3", "--similar-k", "5")
+    assert code == 0, err
+    assert states(summary) == {"export": "Completed"}
+    recs = pl.read_parquet(summary["stages"]["export"]["outputs"]["recommendations"]["path"])
+    assert recs.group_by("user_id").len()["len"].max() == 3
+    # Put the published export back as the module's other tests expect it.
+    assert run(tiny_raw, data)[0] == 0
+
+
+def test_status_reports_outputs_and_currency(tiny_raw: Path, tmp_path: Path, built) -> None:
+    data, summary = built
+    code, report, _ = wmf("status", "--data", str(data), "--raw", str(tiny_raw), *FAST)
+    assert code == 0
+    assert {stage: report[stage]["current"] for stage in stages.STAGES} == dict.fromkeys(stages.STAGES, True)
+    ratings = report["ingest"]["outputs"]["ratings"]
+    assert ratings["rows"] == summary["stages"]["ingest"]["outputs"]["ratings"]["rows"]
+    assert ratings["fingerprint"] == store.fingerprint_file(Path(ratings["path"]))
+    assert report["train"]["config"]["factors"] == 8 and report["train"]["created_at"]
+
+    # Other model settings: train and export are stale, with the reason.
+    code, report, _ = wmf("status", "--data", str(data), "--raw", str(tiny_raw), *FAST, "--factors", "4")
+    assert [report[s]["current"] for s in stages.STAGES] == [True, True, False, False]
+    assert "factors" in report["train"]["reason"]
+
+    # Changed raw files make ingest stale, and everything after it.
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    with (raw / "combined_data_4.txt").open("a") as f:
+        f.write("17770:\n2649429,5,2005-12-31\n")
+    code, report, _ = wmf("status", "--data", str(data), "--raw", str(raw), *FAST)
+    assert not any(report[s]["current"] for s in stages.STAGES)
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["status", "--data", str(data), "--raw", str(tiny_raw), *FAST]) == 0
+    lines = text.getvalue().splitlines()
+    assert lines[0].startswith("ingest  current")
+    assert any("ratings" in line and f"{ratings['rows']:,} rows" in line for line in lines)
+    code, report, _ = wmf("status", "--data", str(tmp_path / "empty"))
+    assert report["train"] == {"published": False, "current": False}
+
+
+def test_second_run_on_the_same_data_exits_or_waits(tiny_raw: Path, built) -> None:
+    data, _ = built
+    with store.exclusive(data):
+        code, _, err = wmf("export", "--data", str(data), *FAST[4:])
+    assert code == 1
+    assert "another wmf run is using" in err and "--wait" in err
+
+    lock = store.exclusive(data)
+    lock.__enter__()
+    releaser = threading.Timer(1.0, lock.__exit__, args=(None, None, None))
+    started = time.monotonic()
+    releaser.start()
+    code, summary, err = wmf("export", "--data", str(data), *FAST[4:], "--wait")
+    releaser.join()
+    assert code == 0, err
+    assert time.monotonic() - started >= 1.0
+    assert states(summary) == {"export": "Cached"}
+
+
+def test_transient_errors_are_retried_and_bad_input_is_not(
+    tiny_raw: Path, tmp_path: Path, prefect_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast_retry = ["--retries", "2", "--retry-delay-seconds", "0"]
+    calls = inject(monkeypatch, "ingest", OSError("flaky disk"))
+    code, summary, err = wmf("ingest", "--raw", str(tiny_raw), "--data", str(tmp_path / "a"), *fast_retry)
+    assert code == 0, err
+    assert states(summary) == {"ingest": "Completed"} and len(calls) == 2
+
+    bad = BadInputError(tiny_raw / "combined_data_1.txt", 4, "123,7", "no movie id line before it")
+    for fault, data in ((ValueError("a bug"), "b"), (bad, "c")):
+        calls = inject(monkeypatch, "ingest", fault, times=99)
+        code, summary, err = wmf(
+            "ingest", "--raw", str(tiny_raw), "--data", str(tmp_path / data), *fast_retry
+        )
+        assert code == 1
+        assert states(summary) == {"ingest": "Failed"} and len(calls) == 1
+        assert str(fault) in summary["stages"]["ingest"]["error"]
+        assert_nothing_half_built(tmp_path / data)
+
+
+def _checkpoint_iteration(data: Path) -> int:
+    from safetensors import safe_open
+
+    for path in (data / "train" / ".checkpoints").glob("*/checkpoint.safetensors"):
+        with contextlib.suppress(Exception), safe_open(path, framework="pt") as f:
+            return int(f.metadata()["iteration"])
+    return 0
+
+
+def test_sigkill_during_training_resumes_from_the_checkpoint(
+    tiny_raw: Path, tmp_path: Path, built, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect.settings import get_current_settings
+
+    data = tmp_path / "data"
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--raw", str(tiny_raw), "--data", str(data), *FAST]
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while _checkpoint_iteration(data) < 1:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "training never checkpointed"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    killed_at = _checkpoint_iteration(data)
+    assert 1 <= killed_at < ITERATIONS, "the run was not killed in the middle of training"
+    assert not (data / "train" / store.LATEST).exists()
+    for stage in ("train", "exports"):
+        root = data / stage
+        outputs = (
+            [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.exists() else []
+        )
+        assert all(store.is_complete(p) for p in outputs)
+
+    code, summary, err = run(tiny_raw, data)
+    assert code == 0, err
+    assert states(summary) == {
+        "ingest": "Cached",
+        "index": "Cached",
+        "train": "Completed",
+        "export": "Completed",
+    }
+    train_dir = Path(summary["stages"]["train"]["directory"])
+    assert store.read_manifest(train_dir)["summary"]["resumed_from_iteration"] == killed_at
+    assert f"resuming training from its checkpoint after iteration {killed_at}" in caplog.text
+    assert "left by an interrupted run" in caplog.text
+    assert_nothing_half_built(data)
+
+    reference = built[1]["stages"]
+    history = store.read_json(train_dir / "history.json")
+    reference_history = store.read_json(Path(reference["train"]["directory"]) / "history.json")
+    assert [r["loss"] for r in history] == pytest.approx([r["loss"] for r in reference_history], rel=1e-5)
+    for table in ("recommendations", "user_embeddings"):
+        got = pl.read_parquet(summary["stages"]["export"]["outputs"][table]["path"])
+        want = pl.read_parquet(reference["export"]["outputs"][table]["path"])
+        assert_frame_equal(got, want, rel_tol=1e-4, abs_tol=1e-6)
