@@ -1,0 +1,72 @@
+"""The nightly deployment as an operator sets it up: work pool, `prefect deploy`, a worker.
+
+Runs the same commands the README shows against the session's temporary server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+pytestmark = pytest.mark.prefect
+
+REPO = Path(__file__).resolve().parents[1]
+PREFECT = [sys.executable, "-m", "prefect"]
+FAST_CONFIG = {
+    "train": {"iterations": 2, "factors": 8},
+    "export": {"top_k": 5, "similar_k": 5},
+}
+
+
+def prefect_cli(*args: str, env: dict[str, str], timeout: float = 180) -> str:
+    done = subprocess.run(
+        [*PREFECT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, prefect_server) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import get_current_settings
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "WMF_REPO": str(REPO),
+    }
+    prefect_cli("work-pool", "create", "wmf-process", "--type", "process", env=env)
+    prefect_cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all", env=env)
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("wmf-pipeline/nightly")
+    assert deployment.work_pool_name == "wmf-process"
+    [schedule] = deployment.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
+        "0 3 * * *",
+        "UTC",
+        True,
+    )
+    assert {"raw", "data", "config", "wait"} <= set(deployment.parameters)
+    assert deployment.parameters["config"]["train"]["factors"] == 64
+
+    data = tmp_path / "data"
+    flow_run = run_deployment(
+        "wmf-pipeline/nightly",
+        parameters={"raw": str(tiny_raw), "data": str(data), "config": FAST_CONFIG},
+        timeout=0,
+    )
+    prefect_cli("worker", "start", "--pool", "wmf-process", "--run-once", env=env, timeout=300)
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run.id).state
+    assert state is not None and state.is_completed(), state
+    recs = pl.read_parquet(data / "exports" / "latest" / "recommendations.parquet")
+    assert recs.group_by("user_id").len()["len"].max() == 5
