@@ -284,3 +284,30 @@ def test_sigkill_during_training_resumes_from_the_checkpoint(
         got = pl.read_parquet(summary["stages"]["export"]["outputs"][table]["path"])
         want = pl.read_parquet(reference["export"]["outputs"][table]["path"])
         assert_frame_equal(got, want, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_run_publishes_summary_metrics_progress_and_loss_curve(tiny_raw: Path, built) -> None:
+    from prefect.artifacts import Artifact
+
+    data, _ = built
+    code, summary, err = run(tiny_raw, data)
+    assert code == 0, err
+    export = summary["stages"]["export"]
+    curve = Path(export["directory"]) / stages.LOSS_CURVE
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    markdown = Artifact.get("wmf-run-summary")
+    assert markdown is not None and markdown.type == "markdown"
+    assert export["outputs"]["recommendations"]["path"] in markdown.data
+    assert f"{export['outputs']['recommendations']['rows']:,}" in markdown.data
+    assert str(curve) in markdown.data
+
+    table = Artifact.get("wmf-metrics")
+    assert table is not None and table.type == "table"
+    rows = {row["metric"]: row for row in json.loads(table.data)}
+    metrics = store.read_json(Path(export["directory"]) / "metrics.json")
+    assert rows["recall@20"]["model"] == pytest.approx(metrics["model"]["recall@20"], abs=1e-5)
+    assert rows["recall@20"]["popularity"] == pytest.approx(metrics["popularity"]["recall@20"], abs=1e-5)
+
+    progress = Artifact.get("wmf-progress")
+    assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0
