@@ -127,6 +127,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder of stage outputs")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--wait", action="store_true", help="wait for another run on DATA instead of exiting")
+    p.add_argument(
+        "--task-runner",
+        choices=("threads", "dask"),
+        default="threads",
+        help="dask: run stages on a Dask cluster (prefect-dask), ingest parsing raw files in parallel",
+    )
+    p.add_argument("--dask-address", help="scheduler of an existing Dask cluster (tcp://host:8786)")
+    p.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster")
     _add_dataclass_options(p, RunConfig, "orchestration")
 
 
@@ -144,11 +152,14 @@ def run_pipeline(
     only: list[str] | None = None,
     force: list[str] | None = None,
     wait: bool = False,
+    dask: dict[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Run the flow; returns (success, summary)."""
+    """Run the flow; returns (success, summary). `dask`: {"address"} or {"workers"}."""
     _quiet_prefect()
     from flows.pipeline import PipelineFailed, pipeline
 
+    if dask is not None:
+        pipeline = pipeline.with_options(task_runner=_dask_runner(**dask))
     state = pipeline(
         data=str(data.resolve()),
         raw=None if raw is None else str(raw.resolve()),
@@ -157,6 +168,7 @@ def run_pipeline(
         only=only,
         force=force,
         wait=wait,
+        parallel=dask is not None,
         return_state=True,
     )
     if state.is_failed():
@@ -164,6 +176,24 @@ def run_pipeline(
         summary = exc.summary if isinstance(exc, PipelineFailed) else {"error": str(exc)}
         return False, summary
     return True, state.result()
+
+
+def _dask_runner(address: str | None = None, workers: int = 2) -> Any:
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise WmfError("--task-runner dask needs prefect-dask: pip install 'wmf[dask]'") from None
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None}
+    )
+
+
+def _dask_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.task_runner != "dask":
+        return None
+    return {"address": args.dask_address, "workers": args.dask_workers}
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -313,10 +343,14 @@ def main(argv: list[str] | None = None) -> int:
             start = args.from_stage or args.only
             only = [args.only] if args.only else None
             force = list(STAGES[STAGES.index(start) :]) if args.from_stage else only
-            ok, summary = run_pipeline(args.data, args.raw, config, run, only, force, args.wait)
+            ok, summary = run_pipeline(
+                args.data, args.raw, config, run, only, force, args.wait, _dask_options(args)
+            )
         else:
             raw = getattr(args, "raw", None)
-            ok, summary = run_pipeline(args.data, raw, config, run, [args.command], None, args.wait)
+            ok, summary = run_pipeline(
+                args.data, raw, config, run, [args.command], None, args.wait, _dask_options(args)
+            )
         _print_summary(summary, args.json)
         if not ok:
             failed = [s for s, i in summary.get("stages", {}).items() if i["state"] == "Failed"]

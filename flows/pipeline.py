@@ -41,17 +41,19 @@ def pipeline(
     only: list[str] | None = None,
     force: list[str] | None = None,
     wait: bool = False,
+    parallel: bool = False,
 ) -> dict[str, Any]:
     """Run `only` (default: every) stage in order, each reading its upstream's published output.
 
     A stage whose inputs, parameters and code are unchanged comes back "Cached";
     stages in `force` run again regardless. DATA is locked for the whole run, so
     a second pipeline on the same DATA waits (`wait`) or fails at once.
+    `parallel`: the flow runs on a Dask task runner, so stages spread their parts over it.
     """
     with exclusive(Path(data), wait=wait):
         for path in stages.clean_stale(Path(data)):
             get_run_logger().info("removed %s, left by an interrupted run", path)
-        return _run_stages(data, raw, config, run, only, force)
+        return _run_stages(data, raw, config, run, only, force, parallel)
 
 
 def _run_stages(
@@ -61,6 +63,7 @@ def _run_stages(
     run: dict[str, Any] | None,
     only: list[str] | None,
     force: list[str] | None,
+    parallel: bool,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     cfg = PipelineConfig.from_dict(config or {})
@@ -79,7 +82,9 @@ def _run_stages(
         task = stage_task(stage, results, run_cfg.retries, run_cfg.retry_delay_seconds)
         refresh = stage in (force or ()) or not plan.is_built
         share = {"id": progress_id, "start": 100 * done / len(todo), "end": 100 * (done + 1) / len(todo)}
-        state = task.with_options(refresh_cache=refresh)(plan, share, return_state=True)
+        future = task.with_options(refresh_cache=refresh).submit(plan, share, parallel)
+        future.wait()
+        state = future.state
         seconds = round(time.perf_counter() - started, 3)
         if state.is_failed():
             exc = state.result(raise_on_failure=False)

@@ -13,6 +13,7 @@ errors fail at once with their message.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,13 @@ def _cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     return f"wmf-{plan.stage}-{plan.key}"
 
 
-def _run(plan: stages.StagePlan, progress: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the stage; `progress` ({"id", "start", "end"}, in percent) is moved along per iteration."""
+def _run(
+    plan: stages.StagePlan, progress: dict[str, Any] | None = None, parallel: bool = False
+) -> dict[str, Any]:
+    """Build the stage; `progress` ({"id", "start", "end"}, in percent) is moved along per iteration.
+
+    `parallel`: the task runs on a Dask cluster (prefect-dask) and spreads its parts over it.
+    """
     logger = get_run_logger()
     logger.info("building %s -> %s", plan.stage, plan.output)
     if done := stages.checkpoint_iteration(plan):
@@ -54,7 +60,17 @@ def _run(plan: stages.StagePlan, progress: dict[str, Any] | None = None) -> dict
                 value = progress["start"] + share * min(record["iteration"] / total, 1.0)
                 update_progress_artifact(progress["id"], round(value, 1))
 
-    manifest = stages.execute(plan, on_iteration=on_iteration)
+    with contextlib.ExitStack() as stack:
+        mapper = None
+        if parallel:
+            from prefect_dask import get_dask_client
+
+            client = stack.enter_context(get_dask_client())
+
+            def mapper(function: Any, jobs: list[Any]) -> list[Any]:
+                return client.gather(client.map(function, jobs, pure=False))
+
+        manifest = stages.execute(plan, on_iteration=on_iteration, mapper=mapper)
     for name, table in manifest["outputs"].items():
         logger.info("%s: %s rows in %s", name, f"{table['rows']:,}", table["path"])
     return manifest

@@ -311,3 +311,23 @@ def test_run_publishes_summary_metrics_progress_and_loss_curve(tiny_raw: Path, b
 
     progress = Artifact.get("wmf-progress")
     assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0
+
+
+def test_dask_task_runner_gives_the_same_tables(
+    tiny_raw: Path, tmp_path: Path, built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("prefect_dask")
+    from prefect.settings import get_current_settings
+
+    # Dask workers are processes: they report to the test server through the environment.
+    monkeypatch.setenv("PREFECT_API_URL", str(get_current_settings().api.url))
+    data = tmp_path / "data"
+    code, summary, err = run(tiny_raw, data, "--task-runner", "dask", "--dask-workers", "2")
+    assert code == 0, err
+    assert set(states(summary).values()) == {"Completed"}
+    assert store.read_manifest(Path(summary["stages"]["ingest"]["directory"]))["summary"]["parts"] == 4
+    reference = built[1]["stages"]
+    for stage, table in (("ingest", "ratings"), ("index", "users"), ("export", "recommendations")):
+        got = pl.read_parquet(summary["stages"][stage]["outputs"][table]["path"])
+        want = pl.read_parquet(reference[stage]["outputs"][table]["path"])
+        assert_frame_equal(got, want)

@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,8 @@ import wmf
 from wmf import plots, store
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError
+
+Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
 STAGES: tuple[str, ...] = ("ingest", "index", "train", "export")
 UPSTREAM: dict[str, str] = {"index": "ingest", "train": "index", "export": "train"}
@@ -165,16 +167,21 @@ def clean_stale(data: Path) -> list[Path]:
 
 
 def _core(
-    plan: StagePlan, on_iteration: Callable[[dict[str, Any]], None] | None = None
+    plan: StagePlan,
+    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    mapper: Mapper | None = None,
 ) -> Callable[[Path, bool], dict[str, Any]]:
     """Bind the core function of the stage to its inputs: (out, progress) -> summary."""
     from wmf import config as cfg
 
     if plan.stage == "ingest":
-        from wmf.ingest import ingest
+        from wmf.ingest import ingest, ingest_partitioned
 
         c = cfg.IngestConfig(**plan.config)
-        return lambda out, progress: ingest(Path(plan.raw or ""), out, c, progress=progress)
+        raw = Path(plan.raw or "")
+        if mapper is not None:
+            return lambda out, progress: ingest_partitioned(raw, out, c, mapper, progress=progress)
+        return lambda out, progress: ingest(raw, out, c, progress=progress)
     if plan.stage == "index":
         from wmf.index import build_index
 
@@ -205,13 +212,15 @@ def execute(
     plan: StagePlan,
     progress: bool = True,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    mapper: Mapper | None = None,
 ) -> dict[str, Any]:
     """Build the stage output in a temporary directory and rename it into place.
 
     Returns the manifest, which is also written (last) beside the outputs.
-    `on_iteration` receives each training iteration's history record.
+    `on_iteration` receives each training iteration's history record; with a
+    `mapper` (e.g. a Dask client's), ingest parses the raw files in parallel parts.
     """
-    core = _core(plan, on_iteration)
+    core = _core(plan, on_iteration, mapper)
     data = Path(plan.data)
     started = time.perf_counter()
     resumed_from = checkpoint_iteration(plan)
