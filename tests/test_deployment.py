@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -70,3 +71,39 @@ def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, p
     assert state is not None and state.is_completed(), state
     recs = pl.read_parquet(data / "exports" / "latest" / "recommendations.parquet")
     assert recs.group_by("user_id").len()["len"].max() == 5
+
+
+def test_serve_registers_the_scheduled_flow(tiny_raw: Path, tmp_path: Path, prefect_server) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import get_current_settings
+
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "flows.cli", "serve", "--raw", str(tiny_raw), "--data", str(data)]
+    proc = subprocess.Popen(
+        [*cmd, "--name", "served", "--cron", "15 4 * * *", "--factors", "16"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, "wmf serve exited"
+            assert time.monotonic() < deadline, "wmf serve never registered its deployment"
+            try:
+                with get_client(sync_client=True) as client:
+                    deployment = client.read_deployment_by_name("wmf-pipeline/served")
+                break
+            except ObjectNotFound:
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    [schedule] = deployment.schedules
+    assert schedule.schedule.cron == "15 4 * * *"
+    assert deployment.parameters["raw"] == str(tiny_raw.resolve())
+    assert deployment.parameters["data"] == str(data.resolve())
+    assert deployment.parameters["config"]["train"]["factors"] == 16
