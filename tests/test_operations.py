@@ -331,3 +331,35 @@ def test_dask_task_runner_gives_the_same_tables(
         got = pl.read_parquet(summary["stages"][stage]["outputs"][table]["path"])
         want = pl.read_parquet(reference[stage]["outputs"][table]["path"])
         assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("on_bad_lines", ["skip", "error"])
+def test_partitioned_ingest_equals_ingest(tiny_raw: Path, tmp_path: Path, on_bad_lines: str) -> None:
+    from wmf.config import IngestConfig
+    from wmf.ingest import ingest, ingest_partitioned
+
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    lines = (raw / "combined_data_3.txt").read_text().splitlines(keepends=True)
+    lines.insert(4, "123,7,2005-01-01\n")
+    (raw / "combined_data_3.txt").write_text("".join(lines))
+    config = IngestConfig(on_bad_lines=on_bad_lines)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole.mkdir(), parts.mkdir()
+    if on_bad_lines == "error":
+        with pytest.raises(BadInputError) as caught:
+            ingest_partitioned(raw, parts, config, map)
+        assert caught.value.path == str((raw / "combined_data_3.txt").resolve())
+        assert caught.value.line_number == 5
+        return
+    expected = ingest(raw, whole, config, progress=False)
+    got = ingest_partitioned(raw, parts, config, map)
+    assert got.pop("parts") == 4
+    assert got == expected
+    assert sorted(p.name for p in parts.iterdir()) == sorted(p.name for p in whole.iterdir())
+    for table in whole.iterdir():
+        assert_frame_equal(pl.read_parquet(parts / table.name), pl.read_parquet(table))
+    assert pl.read_parquet(parts / "rejects.parquet").select("file", "line").row(0) == (
+        "combined_data_3.txt",
+        5,
+    )

@@ -461,4 +461,7 @@ def ingest_partitioned(
 def _ingest_part(job: tuple[Path, Path], config: IngestConfig) -> dict:
     part_raw, part_out = job
     part_out.mkdir(parents=True)
-    return ingest(part_raw, part_out, config, progress=False)
+    try:
+        return ingest(part_raw, part_out, config, progress=False)
+    except BadInputError as exc:  # name the user's file, not the part's link to it
+        raise BadInputError(Path(exc.path).resolve(), exc.line_number, exc.line, exc.reason) from None
