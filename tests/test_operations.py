@@ -255,6 +255,10 @@ def test_sigkill_during_training_resumes_from_the_checkpoint(
     killed_at = _checkpoint_iteration(data)
     assert 1 <= killed_at < ITERATIONS, "the run was not killed in the middle of training"
     assert not (data / "train" / store.LATEST).exists()
+    # What a kill during a checkpoint write of another training (other settings) leaves.
+    half_written = data / "train" / ".checkpoints" / "0123456789abcdef" / ".checkpoint.safetensors.1.tmp"
+    half_written.parent.mkdir()
+    half_written.write_bytes(b"half")
     for stage in ("train", "exports"):
         root = data / stage
         outputs = (
@@ -275,6 +279,7 @@ def test_sigkill_during_training_resumes_from_the_checkpoint(
     assert f"resuming training from its checkpoint after iteration {killed_at}" in caplog.text
     assert "left by an interrupted run" in caplog.text
     assert_nothing_half_built(data)
+    assert not half_written.exists()
 
     reference = built[1]["stages"]
     history = store.read_json(train_dir / "history.json")

@@ -155,7 +155,7 @@ def clean_stale(data: Path) -> list[Path]:
     stale = [
         p
         for stage in DIRECTORY.values()
-        for pattern in (".tmp-*", ".trash-*", ".latest-*")
+        for pattern in (".tmp-*", ".trash-*", ".latest-*", ".checkpoints/*/.*.tmp")
         for p in store.stage_root(Path(data), stage).glob(pattern)
     ]
     for p in stale:
