@@ -278,6 +278,8 @@ def test_sigkill_during_training_resumes_from_the_checkpoint(
     assert store.read_manifest(train_dir)["summary"]["resumed_from_iteration"] == killed_at
     assert f"resuming training from its checkpoint after iteration {killed_at}" in caplog.text
     assert "left by an interrupted run" in caplog.text
+    assert f"iteration {ITERATIONS}/{ITERATIONS} loss" in caplog.text  # per-iteration progress
+    assert f"iteration {killed_at}/{ITERATIONS} loss" not in caplog.text  # not redone
     assert_nothing_half_built(data)
     assert not half_written.exists()
 

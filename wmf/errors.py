@@ -19,6 +19,10 @@ class BadInputError(WmfError):
         self.reason = reason
         super().__init__(f"{path}:{line_number}: {reason}: {line!r}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str, str]]:
+        # Crossing a process boundary (Dask, Prefect results) rebuilds it from its fields.
+        return (type(self), (self.path, self.line_number, self.line, self.reason))
+
 
 class MissingInputError(WmfError):
     """An input file or an upstream stage's output is absent or empty."""

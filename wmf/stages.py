@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
-import inspect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -194,11 +193,10 @@ def _core(
         c = cfg.TrainConfig(**plan.config)
         src = _upstream_dir(plan, "index")
         ckpt = _checkpoints(plan)
-        # Per-iteration progress needs `train(callback=...)`; older train() lacks it.
-        extra = {}
-        if on_iteration is not None and "callback" in inspect.signature(train).parameters:
-            extra["callback"] = lambda _model, record: on_iteration(record)
-        return lambda out, progress: train(src, out, c, checkpoint_dir=ckpt, progress=progress, **extra)
+        callback = None if on_iteration is None else lambda _model, record: on_iteration(record)
+        return lambda out, progress: train(
+            src, out, c, checkpoint_dir=ckpt, progress=progress, callback=callback
+        )
     if plan.stage == "export":
         from wmf.export import export
 

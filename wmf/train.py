@@ -8,7 +8,7 @@ from typing import Any
 
 from wmf.config import TrainConfig
 from wmf.index import load_holdout, load_train
-from wmf.model import CONFIG_FILE, MODEL_FILE, MatrixFactorization
+from wmf.model import CONFIG_FILE, MODEL_FILE, Callback, MatrixFactorization
 from wmf.store import write_json
 
 HISTORY_FILE = "history.json"
@@ -21,6 +21,7 @@ def train(
     config: TrainConfig,
     checkpoint_dir: Path | None = None,
     progress: bool = True,
+    callback: Callback | None = None,
 ) -> dict[str, Any]:
     """Fit on index_dir's train CSR, validate on its holdout, write the model into `out`."""
     out = Path(out)
@@ -31,6 +32,7 @@ def train(
         holdout=holdout if len(holdout[0]) else None,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
+        callback=callback,
     )
     model.save(out)
     write_json(out / HISTORY_FILE, model.history)
