@@ -13,7 +13,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,12 +29,16 @@ from wmf.index import Interactions, load_holdout, load_train
 from wmf.metrics import DEFAULT_KS, evaluate, evaluate_popularity
 from wmf.recommend import similar_items, top_k
 
+if TYPE_CHECKING:
+    from wmf.stages import Mapper
+
 RECOMMENDATIONS = "recommendations.parquet"
 USER_EMBEDDINGS = "user_embeddings.parquet"
 MOVIE_EMBEDDINGS = "movie_embeddings.parquet"
 SIMILAR_MOVIES = "similar_movies.parquet"
 METRICS = "metrics.json"
 COMPRESSION = "zstd"
+_WINDOW = 8  # batches handed to the mapper at once: bounds memory under Dask too
 
 RECOMMENDATIONS_SCHEMA = pa.schema(
     [
@@ -55,6 +59,7 @@ def export(
     config: ExportConfig,
     progress: bool = True,
     run_id: str | None = None,
+    mapper: Mapper = map,
 ) -> dict[str, Any]:
     """Write recommendations, embeddings, similar movies and metrics into `out`."""
     index_dir, train_dir, out = Path(index_dir), Path(train_dir), Path(out)
@@ -82,6 +87,7 @@ def export(
             config,
             metadata,
             progress,
+            mapper,
         ),
         USER_EMBEDDINGS: _write(
             out / USER_EMBEDDINGS,
@@ -173,6 +179,16 @@ def _ranked_rows(
     return owner, rank, items.ravel()[kept], scores.ravel()[kept]
 
 
+def _score_batch(
+    job: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray, int, dict],
+) -> tuple:
+    """Ranked rows (user id, rank, movie index, score) of one batch of users: a unit of work
+    that a Dask worker can run alone (it gets its factor rows and seen CSR slice with it)."""
+    user_factors, movie_factors, seen, user_ids, k, scoring = job
+    items, scores = top_k(user_factors, movie_factors, k, exclude=seen, **scoring)
+    return _ranked_rows(user_ids, items, scores)
+
+
 def _write_recommendations(
     path: Path,
     user_factors: np.ndarray,
@@ -183,42 +199,47 @@ def _write_recommendations(
     config: ExportConfig,
     metadata: dict[bytes, bytes],
     progress: bool,
+    mapper: Mapper = map,
 ) -> int:
+    """Score batches of users through `mapper` (built-in `map`, or a Dask client's) and write
+    them in user order; `mapper` sees a window of batches at a time, so memory stays bounded."""
     user_ids = users["user_id"].to_numpy().astype(np.int32)
     movie_columns = _movie_columns(movies)
     movie_ids = movie_columns["movie_id"].to_numpy()
     schema = RECOMMENDATIONS_SCHEMA.with_metadata(metadata)
+    scoring = _scoring(config)
+
+    def job(lo: int) -> tuple[Any, ...]:
+        hi = min(lo + config.batch_users, train.n_users)
+        seen = (
+            train.indptr[lo : hi + 1] - train.indptr[lo],
+            train.indices[train.indptr[lo] : train.indptr[hi]],
+        )
+        return user_factors[lo:hi], movie_factors, seen, user_ids[lo:hi], config.top_k, scoring
+
+    starts = list(range(0, train.n_users, config.batch_users))
     n_rows = 0
+    bar = tqdm(total=len(starts), disable=not progress, desc="recommendations", unit="batch")
     with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
-        for lo in tqdm(
-            range(0, train.n_users, config.batch_users),
-            disable=not progress,
-            desc="recommendations",
-            unit="batch",
-        ):
-            hi = min(lo + config.batch_users, train.n_users)
-            seen = (
-                train.indptr[lo : hi + 1] - train.indptr[lo],
-                train.indices[train.indptr[lo] : train.indptr[hi]],
-            )
-            items, scores = top_k(
-                user_factors[lo:hi], movie_factors, config.top_k, exclude=seen, **_scoring(config)
-            )
-            owner, rank, movie_idx, score = _ranked_rows(user_ids[lo:hi], items, scores)
-            taken = pa.array(movie_idx)
-            batch = pa.table(
-                {
-                    "user_id": owner,
-                    "rank": rank,
-                    "movie_id": movie_ids[movie_idx],
-                    "score": score,
-                    "title": movie_columns["title"].take(taken),
-                    "year": movie_columns["year"].take(taken),
-                },
-                schema=schema,
-            )
-            writer.write_table(batch)
-            n_rows += batch.num_rows
+        for window in range(0, len(starts), _WINDOW):
+            jobs = [job(lo) for lo in starts[window : window + _WINDOW]]
+            for owner, rank, movie_idx, score in mapper(_score_batch, jobs):
+                taken = pa.array(movie_idx)
+                batch = pa.table(
+                    {
+                        "user_id": owner,
+                        "rank": rank,
+                        "movie_id": movie_ids[movie_idx],
+                        "score": score,
+                        "title": movie_columns["title"].take(taken),
+                        "year": movie_columns["year"].take(taken),
+                    },
+                    schema=schema,
+                )
+                writer.write_table(batch)
+                n_rows += batch.num_rows
+                bar.update()
+    bar.close()
     return n_rows
 
 

@@ -202,7 +202,9 @@ def _core(
 
         c = cfg.ExportConfig(**plan.config)
         index_dir, train_dir = _upstream_dir(plan, "index"), _upstream_dir(plan, "train")
-        return lambda out, progress: export(index_dir, train_dir, out, c, progress=progress)
+        return lambda out, progress: export(
+            index_dir, train_dir, out, c, progress=progress, mapper=mapper or map
+        )
     raise ValueError(f"unknown stage {plan.stage!r}")
 
 
@@ -216,7 +218,8 @@ def execute(
 
     Returns the manifest, which is also written (last) beside the outputs.
     `on_iteration` receives each training iteration's history record; with a
-    `mapper` (e.g. a Dask client's), ingest parses the raw files in parallel parts.
+    `mapper` (e.g. a Dask client's), ingest parses the raw files and export scores the
+    batches of users in parallel.
     """
     core = _core(plan, on_iteration, mapper)
     data = Path(plan.data)
