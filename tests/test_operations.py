@@ -323,7 +323,6 @@ def test_run_publishes_summary_metrics_progress_and_loss_curve(tiny_raw: Path, b
 def test_dask_task_runner_gives_the_same_tables(
     tiny_raw: Path, tmp_path: Path, built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("prefect_dask")
     from prefect.settings import get_current_settings
 
     # Dask workers are processes: they report to the test server through the environment.
