@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import wmf.ingest as ingest_module
 from wmf.config import IngestConfig
 from wmf.errors import BadInputError, MissingInputError
 from wmf.ingest import (
@@ -362,3 +363,86 @@ def test_first_title_line_is_a_header_only_if_it_names_the_columns(tmp_path: Pat
     with pytest.raises(BadInputError, match="movie id") as info:
         run(raw, tmp_path)
     assert info.value.line_number == 1
+
+
+# --- the one-pass fast path and the guards that send a file to the checked scan ---------------
+
+
+@pytest.fixture
+def checked_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The kinds ("ratings", "probe") the checked scan was run for."""
+    calls: list[str] = []
+    original = ingest_module._checked_scan
+
+    def spy(paths: list[Path], kind: str) -> tuple:
+        calls.append(kind)
+        return original(paths, kind)
+
+    monkeypatch.setattr(ingest_module, "_checked_scan", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "1:\n10,5,2005-01-02\n2:\n11,4,2005-01-03\n",
+        "1:\r\n10,5,2005-01-02\r\n2:\r\n11,4,2005-01-03\r\n",
+        "1:\n10,5,2005-01-02\n2:\n11,4,2005-01-03",  # no final newline
+        "1:\n10,5,2005-01-02\n11,4,2005-01-03\n2:",  # a last MovieID line with no records
+    ],
+)
+def test_clean_input_takes_the_fast_path(content: str, tmp_path: Path, checked_calls: list[str]) -> None:
+    raw = make_raw(
+        tmp_path / "raw", {"combined_data_1.txt": content, "combined_data_2.txt": "3:\n30,1,2001-01-01"}
+    )
+    result, out = run(raw, tmp_path)
+    assert checked_calls == []
+    ratings = read(out, "ratings", RATINGS_SCHEMA)
+    assert ratings[["movie_id", "user_id", "rating"]].rows()[-1] == (3, 30, 1)
+    assert ratings.height == 3
+    lines = {f["name"]: f["lines"] for f in result["files"]}
+    assert lines["combined_data_1.txt"] == 4 and lines["combined_data_2.txt"] == 2
+    assert result["accepted"] == result["input_lines"] == 3 + 4 + 2
+
+
+GOOD_ROWS = [(1, 10, 5, dt.date(2005, 1, 2)), (1, 12, 3, dt.date(2005, 1, 4))]
+# (lines, 1-based number of the bad line or None, reason): the good rows are GOOD_ROWS.
+FAST_PATH_GUARDS = {
+    "ragged line": (["1:", "10,5,2005-01-02", "11,4,2005-01-03,7", "12,3,2005-01-04", ""], 3, "fields"),
+    "rating 6": (["1:", "10,5,2005-01-02", "11,6,2005-01-03", "12,3,2005-01-04", ""], 3, "rating"),
+    "rating not a number": (["1:", "10,5,2005-01-02", "11,x,2005-01-03", "12,3,2005-01-04", ""], 3, "rating"),
+    "user id 0": (["1:", "10,5,2005-01-02", "0,4,2005-01-03", "12,3,2005-01-04", ""], 3, "customer id"),
+    "bad MovieID as last line, no newline": (
+        ["1:", "10,5,2005-01-02", "12,3,2005-01-04", "x2:"],
+        4,
+        "MovieID",
+    ),
+    "blank line": (["1:", "10,5,2005-01-02", "", "12,3,2005-01-04", ""], None, None),
+    "whitespace line": (["1:", "10,5,2005-01-02", " ", "12,3,2005-01-04", ""], None, None),
+    "impossible date": (["1:", "10,5,2005-01-02", "11,4,2005-02-30", "12,3,2005-01-04", ""], 3, "date"),
+    "missing date": (["1:", "10,5,2005-01-02", "11,4", "12,3,2005-01-04", ""], 3, "fields"),
+}
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("case", sorted(FAST_PATH_GUARDS))
+def test_fast_path_guards_fall_back_to_the_checked_scan(
+    case: str, crlf: bool, tmp_path: Path, checked_calls: list[str]
+) -> None:
+    lines, number, reason = FAST_PATH_GUARDS[case]
+    content = ("\r\n" if crlf else "\n").join(lines)
+    raw = make_raw(tmp_path / "raw", {"combined_data_1.txt": content})
+    result, out = run(raw, tmp_path / "skip", SKIP)
+    assert checked_calls == ["ratings"]
+    assert read(out, "ratings", RATINGS_SCHEMA).rows() == GOOD_ROWS
+    rejects = read(out, "rejects", REJECTS_SCHEMA)
+    if number is None:  # blank lines are neither input nor rejected
+        assert rejects.height == 0 and result["input_lines"] == 3 + 3
+        run(raw, tmp_path / "error")
+        return
+    assert rejects.select("line", "text").rows() == [(number, lines[number - 1])]
+    assert reason in rejects["reason"][0]
+    assert result["input_lines"] == 3 + 4 and result["accepted"] == 3 + 3
+    with pytest.raises(BadInputError, match=reason) as info:
+        run(raw, tmp_path / "error")
+    assert (info.value.line_number, info.value.line) == (number, lines[number - 1])
