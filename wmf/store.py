@@ -157,11 +157,7 @@ def _touch(directory: Path) -> None:
 def prune(root: Path, keep: int, protect: str) -> list[Path]:
     """Remove all but the `keep` most recently published outputs, and stale temporaries."""
     outputs = sorted(
-        (
-            p
-            for p in root.iterdir()
-            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-        ),
+        (p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
