@@ -28,6 +28,8 @@ pytestmark = pytest.mark.prefect
 
 ITERATIONS = 4
 FAST = ["--iterations", str(ITERATIONS), "--factors", "8", "--top-k", "10", "--similar-k", "5"]
+# States when training and export rerun on top of cached ingest and index.
+TRAIN_AND_EXPORT_RERUN = {"ingest": "Cached", "index": "Cached", "train": "Completed", "export": "Completed"}
 # The function each stage's core calls, and the position of its output directory.
 CORES = {
     "ingest": ("wmf.ingest", "ingest", 1),
@@ -126,12 +128,7 @@ def test_from_and_only_force_reruns_and_stage_commands(tiny_raw: Path, built) ->
     data, _ = built
     code, summary, err = run(tiny_raw, data, "--from", "train")
     assert code == 0, err
-    assert states(summary) == {
-        "ingest": "Cached",
-        "index": "Cached",
-        "train": "Completed",
-        "export": "Completed",
-    }
+    assert states(summary) == TRAIN_AND_EXPORT_RERUN
     code, summary, err = run(tiny_raw, data, "--only", "index")
     assert code == 0, err
     assert states(summary) == {"index": "Completed"}
@@ -268,12 +265,7 @@ def test_sigkill_during_training_resumes_from_the_checkpoint(
 
     code, summary, err = run(tiny_raw, data)
     assert code == 0, err
-    assert states(summary) == {
-        "ingest": "Cached",
-        "index": "Cached",
-        "train": "Completed",
-        "export": "Completed",
-    }
+    assert states(summary) == TRAIN_AND_EXPORT_RERUN
     train_dir = Path(summary["stages"]["train"]["directory"])
     assert store.read_manifest(train_dir)["summary"]["resumed_from_iteration"] == killed_at
     assert f"resuming training from its checkpoint after iteration {killed_at}" in caplog.text
