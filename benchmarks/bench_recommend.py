@@ -93,7 +93,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     if args.index:
-        from wmf.index import load_train
+        from wmf.interactions import load_train
 
         train = load_train(args.index)
         seen = (train.indptr, train.indices)

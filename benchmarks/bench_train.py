@@ -157,7 +157,7 @@ def _peak_rss_gb() -> float:
 
 
 def fit_ours(index_dir: Path, config: TrainConfig) -> dict[str, Any]:
-    from wmf.index import load_holdout, load_train
+    from wmf.interactions import load_holdout, load_train
     from wmf.metrics import evaluate
     from wmf.model import MatrixFactorization
 
@@ -178,7 +178,7 @@ def fit_implicit(index_dir: Path, config: TrainConfig, threads: int) -> dict[str
     import threadpoolctl
     from implicit.cpu.als import AlternatingLeastSquares
 
-    from wmf.index import load_holdout, load_train
+    from wmf.interactions import load_holdout, load_train
     from wmf.metrics import evaluate
 
     threadpoolctl.threadpool_limits(1, "blas")

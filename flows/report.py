@@ -70,8 +70,10 @@ def publish_artifacts(summary: dict[str, Any]) -> None:
     export = summary["stages"].get("export", {})
     metrics = Path(export["directory"]) / "metrics.json" if "directory" in export else None
     if metrics is not None and metrics.is_file():
+        evaluation = store.read_json(metrics)
         create_table_artifact(
-            metrics_rows(store.read_json(metrics)),
+            metrics_rows(evaluation),
             key=METRICS_KEY,
-            description="Validation metrics on the holdout: model vs popularity baseline",
+            description="Held-out validation metrics, model vs popularity baseline. Evaluated model: "
+            + evaluation.get("evaluated_model", "the published model"),
         )

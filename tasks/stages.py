@@ -51,13 +51,16 @@ def _run(
         logger.info("resuming training from its checkpoint after iteration %d", done)
     on_iteration = None
     if plan.stage == "train":
-        total = max(int(plan.config["iterations"]), 1)
+        planned = {"train": int(plan.config["iterations"]), "refit": int(plan.config["refit_iterations"])}
+        total = max(sum(planned.values()), 1)
 
         def on_iteration(record: dict[str, Any]) -> None:
-            logger.info("iteration %d/%d loss %.6g", record["iteration"], total, record["loss"])
+            phase, it = record["phase"], record["iteration"]
+            logger.info("%s iteration %d/%d loss %.6g", phase, it, planned[phase], record["loss"])
             if progress is not None:
+                done = it + (planned["train"] if phase == "refit" else 0)
                 share = progress["end"] - progress["start"]
-                value = progress["start"] + share * min(record["iteration"] / total, 1.0)
+                value = progress["start"] + share * min(done / total, 1.0)
                 update_progress_artifact(progress["id"], round(value, 1))
 
     with contextlib.ExitStack() as stack:

@@ -21,19 +21,27 @@ USER_IDS = [6, 42, 2649429]
 MOVIE_IDS = [1, 8, 30, 17770]
 TITLES = ["Dinosaur Planet", "What the #$*! Do We Know!?", "Something's Gotta Give", "Rúsalka"]
 YEARS = [2003, None, 2003, 1962]
-SEEN = [[0, 2], [0, 1, 2], []]  # user 42 has one unseen movie
+TRAIN = [[0, 2], [0, 1, 2], []]  # user 42 has one unseen movie
 HOLDOUT = [(0, 3), (2, 1)]
+BELOW_MIN_RATING = [(2, 2)]  # rated, but under the index's min_rating: neither trained nor held out
+
+
+def seen_rows(holdout: list[tuple[int, int]]) -> list[list[int]]:
+    """Every movie each user rated: trained, held out or below min_rating."""
+    return [
+        sorted({*t, *(m for u, m in [*holdout, *BELOW_MIN_RATING] if u == i)}) for i, t in enumerate(TRAIN)
+    ]
 
 
 def write_index(directory: Path, holdout: list[tuple[int, int]]) -> None:
     directory.mkdir()
-    n_train = [len(s) for s in SEEN]
+    n_train = [len(s) for s in TRAIN]
     n_holdout = [sum(u == i for u, _ in holdout) for i in range(len(USER_IDS))]
     pl.DataFrame(
         {"user_idx": range(3), "user_id": USER_IDS, "n_train": n_train, "n_holdout": n_holdout},
         schema={"user_idx": pl.Int32, "user_id": pl.Int32, "n_train": pl.Int32, "n_holdout": pl.Int32},
     ).write_parquet(directory / "users.parquet")
-    counts = np.bincount(np.concatenate([np.array(s, dtype=int) for s in SEEN]), minlength=4)
+    counts = np.bincount(np.concatenate([np.array(s, dtype=int) for s in TRAIN]), minlength=4)
     pl.DataFrame(
         {"movie_idx": range(4), "movie_id": MOVIE_IDS, "title": TITLES, "year": YEARS, "n_train": counts},
         schema={
@@ -44,7 +52,7 @@ def write_index(directory: Path, holdout: list[tuple[int, int]]) -> None:
             "n_train": pl.Int32,
         },
     ).write_parquet(directory / "movies.parquet")
-    indices = np.concatenate([np.array(s, dtype=np.int32) for s in SEEN])
+    indices = np.concatenate([np.array(s, dtype=np.int32) for s in TRAIN])
     np.savez(
         directory / "train.npz",
         indptr=np.cumsum([0, *n_train]).astype(np.int64),
@@ -53,9 +61,19 @@ def write_index(directory: Path, holdout: list[tuple[int, int]]) -> None:
         shape=np.array([3, 4], np.int64),
     )
     pl.DataFrame(
-        {"user_idx": [u for u, _ in holdout], "movie_idx": [m for _, m in holdout]},
-        schema={"user_idx": pl.Int32, "movie_idx": pl.Int32},
+        {
+            "user_idx": [u for u, _ in holdout],
+            "movie_idx": [m for _, m in holdout],
+            "rating": [4] * len(holdout),
+        },
+        schema={"user_idx": pl.Int32, "movie_idx": pl.Int32, "rating": pl.Int8},
     ).write_parquet(directory / "holdout.parquet")
+    seen = seen_rows(holdout)
+    np.savez(
+        directory / "seen.npz",
+        indptr=np.cumsum([0, *map(len, seen)]).astype(np.int64),
+        indices=np.concatenate([np.array(s, dtype=np.int32) for s in seen]),
+    )
 
 
 USER_FACTORS = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
@@ -79,7 +97,7 @@ def exported(stage_inputs, tmp_path: Path) -> tuple[Path, dict]:
     return out, summary
 
 
-def test_recommendations_exclude_seen_and_follow_scores(exported):
+def test_recommendations_exclude_every_rated_movie_and_follow_scores(exported):
     out, summary = exported
     recs = pl.read_parquet(out / "recommendations.parquet")
     assert recs.schema == pl.Schema(
@@ -94,20 +112,22 @@ def test_recommendations_exclude_seen_and_follow_scores(exported):
     )
     by_user = {u: g.sort("rank") for (u,), g in recs.group_by("user_id")}
     assert sorted(by_user) == USER_IDS  # every trained user appears
-    # user 6 = [1, 0] saw movies 1 and 30: unseen 8 (score 2) then 17770 (score 1); only 2 unseen
-    assert by_user[6]["movie_id"].to_list() == [8, 17770]
-    assert by_user[6]["score"].to_list() == [2.0, 1.0]
+    # user 6 = [1, 0] trained on movies 1 and 30 and held out 17770 (its best unseen
+    # but one): only 8 (score 2) is left
+    assert by_user[6]["movie_id"].to_list() == [8]
+    assert by_user[6]["score"].to_list() == [2.0]
     assert by_user[42]["movie_id"].to_list() == [17770]
-    # user 2649429 = [1, 1]: scores 3, 2, 2, 2: ties to the lower movie index
-    assert by_user[2649429]["movie_id"].to_list() == [1, 8, 30]
-    assert by_user[2649429]["rank"].to_list() == [1, 2, 3]
+    # user 2649429 = [1, 1]: scores 3, 2, 2, 2 for 1, 8, 30, 17770; 8 is held out and 30
+    # rated below min_rating: 1, then 17770
+    assert by_user[2649429]["movie_id"].to_list() == [1, 17770]
+    assert by_user[2649429]["rank"].to_list() == [1, 2]
     assert recs["title"].to_list()[:2] == [TITLES[1], TITLES[3]]
     assert (
         recs.filter(pl.col("movie_id") == 8)["year"].null_count()
         == recs.filter(pl.col("movie_id") == 8).height
     )
     assert recs.select("user_id", "rank").equals(recs.select("user_id", "rank").sort("user_id", "rank"))
-    assert summary["tables"]["recommendations"] == {"path": "recommendations.parquet", "rows": 6}
+    assert summary["tables"]["recommendations"] == {"path": "recommendations.parquet", "rows": 4}
 
 
 def test_embeddings_and_similar_movies(exported):
@@ -150,23 +170,17 @@ def test_tables_readable_by_duckdb_with_reported_row_counts(exported):
     assert top.fetchall() == [(8,)]
 
 
-def test_metrics_for_model_and_popularity(exported):
-    out, summary = exported
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics == summary["metrics"]
-    # user 6 holds out 17770 (its rank 2 of 2 unseen); user 2649429 holds out 8 (its rank 2)
-    assert metrics["model"]["recall@10"] == 1.0
-    assert metrics["model"]["ndcg@10"] == pytest.approx(1 / np.log2(3))
-    assert metrics["n_users_evaluated"] == 2
-    assert set(metrics["popularity"]) == set(metrics["model"])
+def test_metrics_are_the_train_stage_evaluation_as_it_is(stage_inputs, tmp_path):
+    index_dir, train_dir = stage_inputs
+    evaluation = {"evaluated_model": "pre-refit: ...", "refit": True, "model": {"recall@20": 0.3}}
+    (train_dir / "metrics.json").write_text(json.dumps(evaluation))
+    summary = export(index_dir, train_dir, tmp_path / "out", ExportConfig(), progress=False)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == evaluation == summary["metrics"]
 
 
 def test_no_metrics_without_holdout(stage_inputs, tmp_path):
     index_dir, train_dir = stage_inputs
-    (index_dir / "holdout.parquet").unlink()
-    pl.DataFrame(schema={"user_idx": pl.Int32, "movie_idx": pl.Int32}).write_parquet(
-        index_dir / "holdout.parquet"
-    )
+    (train_dir / "metrics.json").write_text(json.dumps({"model": {}, "popularity": {}}))
     summary = export(index_dir, train_dir, tmp_path / "out", ExportConfig(), progress=False, run_id="nightly")
     assert "metrics" not in summary and not (tmp_path / "out" / "metrics.json").exists()
     assert pq.read_schema(tmp_path / "out" / "recommendations.parquet").metadata[b"wmf.run_id"] == b"nightly"

@@ -12,7 +12,8 @@ import pytest
 
 from wmf.config import IndexConfig
 from wmf.errors import MissingInputError, WmfError
-from wmf.index import build_index, load_holdout, load_train
+from wmf.index import build_index
+from wmf.interactions import load_all, load_holdout, load_seen, load_train
 
 NONE = IndexConfig(holdout="none")
 
@@ -146,9 +147,57 @@ def test_tiny_index_matches_dense_reference(tmp_path):
         "movies": {"path": "movies.parquet", "rows": 3},
         "holdout": {"path": "holdout.parquet", "rows": 0},
         "train": {"path": "train.npz", "rows": 6},
+        "seen": {"path": "seen.npz", "rows": 6},
     }
     held_u, held_m = load_holdout(out)
     assert held_u.dtype == np.int32 and held_m.dtype == np.int32 and len(held_u) == 0
+
+
+def id_pairs(out: Path, indptr: np.ndarray, indices: np.ndarray) -> set[tuple[int, int]]:
+    """(user_id, movie_id) pairs of a user-major CSR of the index at `out`."""
+    users = pl.read_parquet(out / "users.parquet").get_column("user_id").to_numpy()
+    movies = pl.read_parquet(out / "movies.parquet").get_column("movie_id").to_numpy()
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    return set(zip(users[rows].tolist(), movies[indices].tolist(), strict=True))
+
+
+@pytest.mark.parametrize("min_rating", [1, 4])
+def test_seen_lists_every_rated_movie_of_indexed_users(tmp_path, min_rating):
+    rows = random_rows(11, n_users=70, n_movies=45)
+    rows += [(*rows[0][:2], 1 if rows[0][2] > 1 else 5, rows[0][3])]  # a pair rated twice
+    out, result = build(tmp_path, rows, IndexConfig(holdout="random", min_rating=min_rating))
+    train_pairs, held_pairs = pairs_by_id(out)
+    indptr, indices = load_seen(out)
+    seen = id_pairs(out, indptr, indices)
+    users = set(pl.read_parquet(out / "users.parquet").get_column("user_id").to_list())
+    movies = set(pl.read_parquet(out / "movies.parquet").get_column("movie_id").to_list())
+    rated = {(u, m) for m, u, _, _ in rows if u in users and m in movies}
+    assert seen == rated and len(indices) == len(rated) == result["n_seen"]
+    assert train_pairs | held_pairs <= seen and held_pairs
+    if min_rating > 1:
+        assert seen - train_pairs - held_pairs, "ratings below min_rating must be seen too"
+    for r in range(len(indptr) - 1):
+        assert (np.diff(indices[indptr[r] : indptr[r + 1]]) > 0).all()
+
+
+def test_load_all_is_train_and_holdout_with_their_ratings(tmp_path):
+    rows = random_rows(12, n_users=50, n_movies=30)
+    out, _ = build(tmp_path, rows, IndexConfig(holdout="random"))
+    everything, train = load_all(out), load_train(out)
+    train_pairs, held_pairs = pairs_by_id(out)
+    assert id_pairs(out, everything.indptr, everything.indices) == train_pairs | held_pairs
+    assert everything.shape == train.shape and everything.nnz == len(train_pairs) + len(held_pairs)
+    users = pl.read_parquet(out / "users.parquet").get_column("user_id").to_numpy()
+    movies = pl.read_parquet(out / "movies.parquet").get_column("movie_id").to_numpy()
+    rating = {(u, m): r for m, u, r, _ in rows}
+    owner = np.repeat(np.arange(everything.n_users), np.diff(everything.indptr))
+    got = {
+        (int(users[u]), int(movies[m])): int(r)
+        for u, m, r in zip(owner, everything.indices, everything.ratings, strict=True)
+    }
+    assert got == {pair: rating[pair] for pair in got}
+    for r in range(everything.n_users):
+        assert (np.diff(everything.indices[everything.indptr[r] : everything.indptr[r + 1]]) > 0).all()
 
 
 def test_to_torch_round_trip(tmp_path):

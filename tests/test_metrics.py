@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wmf.index import Interactions
+from wmf.interactions import Interactions
 from wmf.metrics import evaluate, evaluate_popularity, ranking_metrics
 
 

@@ -112,8 +112,9 @@ def test_cuda_loss_curve_matches_cpu(solver):
 def test_train_stage_writes_model_history_and_metrics(tmp_path):
     from wmf.config import IndexConfig, IngestConfig
     from wmf.generate import generate
-    from wmf.index import build_index, load_train
+    from wmf.index import build_index
     from wmf.ingest import ingest
+    from wmf.interactions import load_train
     from wmf.train import train
 
     for stage in ("ingest", "index", "out"):  # stages write into an existing empty dir
@@ -130,7 +131,11 @@ def test_train_stage_writes_model_history_and_metrics(tmp_path):
     for name in result["files"].values():
         assert (tmp_path / "out" / name).is_file()
     history = json.loads((tmp_path / "out" / "history.json").read_text())
-    assert [r["iteration"] for r in history] == [1, 2, 3]
+    # evaluated after 3 iterations, then refit on every interaction for the default 5
+    assert [(r["phase"], r["iteration"]) for r in history] == [("train", i) for i in (1, 2, 3)] + [
+        ("refit", i) for i in range(1, 6)
+    ]
+    assert result["refit_iterations"] == 5
     assert history[-1]["loss"] == result["final_loss"]
     model = MatrixFactorization.load(tmp_path / "out")
     assert model.user_factors.shape == (load_train(tmp_path / "index").n_users, 8)

@@ -86,6 +86,14 @@ class TrainConfig:
         "", "stop when this metric (e.g. ndcg@20) has not improved for `patience` evaluations"
     )
     patience: int = opt(2, "evaluations without improvement before early stopping")
+    refit: bool = opt(
+        True,
+        "after the held-out evaluation, continue training on all interactions (held-out ones "
+        "included) and publish that model; the metrics stay those of the evaluated model",
+    )
+    refit_iterations: int = opt(
+        5, "ALS sweeps (or gradient steps) of the refit, warm-started from the evaluated model"
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ Tables are keyed by the original Netflix ids, not the internal indices, and each
 carries its provenance (run id, model parameters, creation time, code version)
 as Parquet key-value metadata so that a file found alone still says where it
 came from. The recommendations (48 M rows at full scale) are scored and written
-one batch of users at a time, so memory is bounded by the batch size.
+one batch of users at a time, so memory is bounded by the batch size. They never
+contain a movie the customer rated (at any rating, held out or not: the index's
+`seen.npz`). The metrics are the train stage's held-out evaluation, copied as they
+are: the exported model may be a refit that has seen the held-out interactions.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from tqdm import tqdm
 import wmf
 from wmf import store
 from wmf.config import ExportConfig
-from wmf.index import Interactions, load_holdout, load_train
-from wmf.metrics import DEFAULT_KS, evaluate, evaluate_popularity
+from wmf.interactions import load_seen
 from wmf.recommend import similar_items, top_k
 
 if TYPE_CHECKING:
@@ -68,11 +70,12 @@ def export(
     movies = pq.read_table(index_dir / "movies.parquet").sort_by("movie_idx")
     factors = load_file(train_dir / "model.safetensors")
     user_factors, movie_factors = factors["user_factors"], factors["movie_factors"]
-    train = load_train(index_dir)
-    if user_factors.shape[0] != train.n_users or movie_factors.shape[0] != train.n_movies:
+    seen = load_seen(index_dir)
+    n_users, n_movies = len(seen[0]) - 1, movies.num_rows
+    if user_factors.shape[0] != n_users or movie_factors.shape[0] != n_movies:
         raise ValueError(
             f"model {user_factors.shape[0]} x {movie_factors.shape[0]} does not match "
-            f"index {train.n_users} x {train.n_movies}"
+            f"index {n_users} x {n_movies}"
         )
     metadata = _provenance(run_id or out.name, train_dir, config)
 
@@ -81,7 +84,7 @@ def export(
             out / RECOMMENDATIONS,
             user_factors,
             movie_factors,
-            train,
+            seen,
             users,
             movies,
             config,
@@ -109,19 +112,13 @@ def export(
     }
     summary: dict[str, Any] = {
         "run_id": metadata[b"wmf.run_id"].decode(),
-        "n_users": train.n_users,
-        "n_movies": train.n_movies,
+        "n_users": n_users,
+        "n_movies": n_movies,
         "factors": int(user_factors.shape[1]),
         "tables": {name.removesuffix(".parquet"): {"path": name, "rows": n} for name, n in rows.items()},
     }
-    holdout = load_holdout(index_dir)
-    if len(holdout[0]):
-        metrics = {
-            "ks": list(DEFAULT_KS),
-            "n_users_evaluated": len(np.unique(holdout[0])),
-            "model": evaluate(user_factors, movie_factors, train, holdout, DEFAULT_KS, **_scoring(config)),
-            "popularity": evaluate_popularity(train, holdout, DEFAULT_KS),
-        }
+    metrics = store.read_json(train_dir / METRICS) if (train_dir / METRICS).is_file() else {}
+    if metrics.get("model"):
         store.write_json(out / METRICS, metrics)
         summary["metrics"] = metrics
     return summary
@@ -193,7 +190,7 @@ def _write_recommendations(
     path: Path,
     user_factors: np.ndarray,
     movie_factors: np.ndarray,
-    train: Interactions,
+    seen: tuple[np.ndarray, np.ndarray],
     users: pa.Table,
     movies: pa.Table,
     config: ExportConfig,
@@ -209,15 +206,15 @@ def _write_recommendations(
     schema = RECOMMENDATIONS_SCHEMA.with_metadata(metadata)
     scoring = _scoring(config)
 
-    def job(lo: int) -> tuple[Any, ...]:
-        hi = min(lo + config.batch_users, train.n_users)
-        seen = (
-            train.indptr[lo : hi + 1] - train.indptr[lo],
-            train.indices[train.indptr[lo] : train.indptr[hi]],
-        )
-        return user_factors[lo:hi], movie_factors, seen, user_ids[lo:hi], config.top_k, scoring
+    indptr, indices = seen
+    n_users = len(indptr) - 1
 
-    starts = list(range(0, train.n_users, config.batch_users))
+    def job(lo: int) -> tuple[Any, ...]:
+        hi = min(lo + config.batch_users, n_users)
+        rated = (indptr[lo : hi + 1] - indptr[lo], indices[indptr[lo] : indptr[hi]])
+        return user_factors[lo:hi], movie_factors, rated, user_ids[lo:hi], config.top_k, scoring
+
+    starts = list(range(0, n_users, config.batch_users))
     n_rows = 0
     bar = tqdm(total=len(starts), disable=not progress, desc="recommendations", unit="batch")
     with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:

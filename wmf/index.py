@@ -10,7 +10,10 @@ Design (full scale: 100 M ratings in well under a minute on 2 cores):
 - the user/movie minimums are iterated to a fixed point (a k-core): after
   filtering every kept user and movie really has the minimum, before the split;
 - random/temporal holdouts rank each user's interactions by a per-row key
-  (a seeded hash, or the date) with one more sort that is nearly sorted already.
+  (a seeded hash, or the date) with one more sort that is nearly sorted already;
+- besides the train CSR and the holdout, `seen.npz` lists every movie each user
+  rated at any value (held out or below min_rating too), so the export never
+  recommends a movie the customer has already rated.
 """
 
 from __future__ import annotations
@@ -26,72 +29,13 @@ from tqdm import tqdm
 
 from wmf.config import IndexConfig
 from wmf.errors import MissingInputError, WmfError
-
-USERS = "users.parquet"
-MOVIES = "movies.parquet"
-TRAIN = "train.npz"
-HOLDOUT = "holdout.parquet"
+from wmf.interactions import HOLDOUT, MOVIES, SEEN, TRAIN, USERS
 
 _U64 = np.uint64
 
 
-@dataclass(frozen=True)
-class Interactions:
-    """User-major CSR of training interactions (rows: users, columns: movies)."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    ratings: np.ndarray
-    shape: tuple[int, int]
-
-    @property
-    def n_users(self) -> int:
-        return self.shape[0]
-
-    @property
-    def n_movies(self) -> int:
-        return self.shape[1]
-
-    @property
-    def nnz(self) -> int:
-        return int(self.indices.shape[0])
-
-    def to_torch(self, device: Any = "cpu", values: bool = False) -> Any:
-        """torch sparse CSR float32: ones (implicit feedback) or the ratings when `values`."""
-        import torch
-
-        data = self.ratings.astype(np.float32) if values else np.ones(self.nnz, np.float32)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(self.indptr),
-            torch.from_numpy(self.indices.astype(np.int64)),
-            torch.from_numpy(data),
-            size=self.shape,
-            device=device,
-            check_invariants=False,  # load_train's CSR is valid by construction
-        )
-
-
-def load_train(index_dir: Path) -> Interactions:
-    with np.load(Path(index_dir) / TRAIN, allow_pickle=False) as z:
-        shape = z["shape"]
-        return Interactions(
-            indptr=z["indptr"],
-            indices=z["indices"],
-            ratings=z["ratings"],
-            shape=(int(shape[0]), int(shape[1])),
-        )
-
-
-def load_holdout(index_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    df = pl.read_parquet(Path(index_dir) / HOLDOUT)
-    return (
-        df.get_column("user_idx").to_numpy().astype(np.int32, copy=False),
-        df.get_column("movie_idx").to_numpy().astype(np.int32, copy=False),
-    )
-
-
 def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool = True) -> dict[str, Any]:
-    """Build users/movies tables, train.npz and holdout.parquet from an ingest output."""
+    """Build users/movies tables, train.npz, holdout.parquet and seen.npz from an ingest output."""
     ingest_dir, out = Path(ingest_dir), Path(out)
     _check_config(config)
     ratings_path = ingest_dir / "ratings.parquet"
@@ -129,7 +73,9 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
     bar.update()
 
     bar.set_postfix_str("write")
-    counts = _write_outputs(rows, starts, held, ingest_dir / "movies.parquet", out)
+    counts = _write_outputs(
+        rows, starts, held, _below_min_rating(rows, ratings_path, config.min_rating), ingest_dir / MOVIES, out
+    )
     bar.update()
     bar.close()
     return {
@@ -138,6 +84,7 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
             "movies": {"path": MOVIES, "rows": counts["n_movies"]},
             "holdout": {"path": HOLDOUT, "rows": counts["n_holdout"]},
             "train": {"path": TRAIN, "rows": counts["n_train"]},
+            "seen": {"path": SEEN, "rows": counts["n_seen"]},
         },
         **counts,
         "n_ratings_in": int(n_ratings_in),
@@ -367,9 +314,23 @@ def _probe_mask(rows: _Rows, probe_path: Path) -> np.ndarray:
     return held
 
 
+def _below_min_rating(rows: _Rows, ratings_path: Path, min_rating: int) -> np.ndarray:
+    """Sorted pair keys of the indexed users' ratings below min_rating, on indexed movies."""
+    if min_rating <= 1:
+        return np.zeros(0, np.int64)
+    lf = (
+        pl.scan_parquet(ratings_path)
+        .filter(pl.col("rating") < min_rating)
+        .select(pl.col("user_id", "movie_id").cast(pl.Int32))
+    )
+    low = _with_idx(lf, pl.Series("user_id", rows.user_ids), pl.Series("movie_id", rows.movie_ids)).collect()
+    return np.unique(_pair_key(low["user_idx"].to_numpy(), low["movie_idx"].to_numpy(), rows.n_movies))
+
+
 def _write_outputs(
-    rows: _Rows, starts: np.ndarray, held: np.ndarray, titles_path: Path, out: Path
+    rows: _Rows, starts: np.ndarray, held: np.ndarray, below: np.ndarray, titles_path: Path, out: Path
 ) -> dict[str, int]:
+    """train.npz, holdout.parquet, seen.npz (interactions and `below` keys), users and movies."""
     movies = rows.movie_idx()
     n_users, n_movies = len(rows.user_ids), rows.n_movies
     held_n = np.add.reduceat(held, starts[:-1], dtype=np.int64)  # every user has rows
@@ -386,10 +347,21 @@ def _write_outputs(
         shape=np.array([n_users, n_movies], dtype=np.int64),
     )
     holdout = pl.DataFrame(
-        {"user_idx": np.repeat(np.arange(n_users, dtype=np.int32), held_n), "movie_idx": movies[held]},
-        schema={"user_idx": pl.Int32, "movie_idx": pl.Int32},
+        {
+            "user_idx": np.repeat(np.arange(n_users, dtype=np.int32), held_n),
+            "movie_idx": movies[held],
+            "rating": rows.rating[held],
+        },
+        schema={"user_idx": pl.Int32, "movie_idx": pl.Int32, "rating": pl.Int8},
     )
     holdout.write_parquet(out / HOLDOUT, compression="zstd")
+    if len(below):  # union: a duplicated pair may be rated both below and above min_rating
+        seen_keys = np.union1d(rows.key, below)
+        seen_ptr = np.searchsorted(seen_keys, np.arange(n_users + 1, dtype=np.int64) * n_movies)
+        seen_movies = (seen_keys % n_movies).astype(np.int32)
+    else:
+        seen_ptr, seen_movies = starts.astype(np.int64), movies
+    np.savez(out / SEEN, indptr=seen_ptr, indices=seen_movies)
     pl.DataFrame(
         {
             "user_idx": np.arange(n_users, dtype=np.int32),
@@ -406,6 +378,7 @@ def _write_outputs(
         "n_movies": n_movies,
         "n_train": int(indptr[-1]),
         "n_holdout": holdout.height,
+        "n_seen": len(seen_movies),
     }
 
 

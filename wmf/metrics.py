@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from wmf.index import Interactions
+from wmf.interactions import Interactions
 from wmf.recommend import Array, top_k
 
 DEFAULT_KS = (10, 20, 50, 100)

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from wmf.config import TrainConfig
+from wmf.interactions import Holdout
 from wmf.objective import InteractionsLike, Objective, make_ops, regularization_weights
 from wmf.solvers import als_sweep, gradient_step, make_optimizer
 
@@ -33,7 +34,6 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 # written under other values of these is still resumed.
 _RESUMABLE_DIFFERENCES = {"iterations", "eval_every", "early_stopping_metric", "patience", "eval_k"}
 
-Holdout = tuple[np.ndarray, np.ndarray]
 Callback = Callable[["MatrixFactorization", dict[str, Any]], None]
 
 
@@ -89,8 +89,17 @@ class MatrixFactorization:
         checkpoint_dir: Path | None = None,
         progress: bool = True,
         callback: Callback | None = None,
+        init: tuple[torch.Tensor, torch.Tensor] | None = None,
+        iterations: int | None = None,
+        phase: str = "train",
     ) -> MatrixFactorization:
+        """Run `iterations` (default: the config's) from random factors or from `init` (U, V).
+
+        Each history record carries `phase` ("train", or "refit" for a model continued
+        on more data), so one history can hold both.
+        """
         cfg = self.config
+        n_iter = cfg.iterations if iterations is None else iterations
         if cfg.solver == "als" and cfg.sigmoid:
             raise ValueError("sigmoid predictions need a gradient solver (adam, adagrad, sgd)")
         n_users, n_movies = (int(s) for s in train.shape)
@@ -101,9 +110,17 @@ class MatrixFactorization:
         )
         objective = self._objective = Objective(ops, lam_u, lam_v, sigmoid=cfg.sigmoid)
 
-        g = torch.Generator().manual_seed(cfg.seed)
-        self.U = (torch.randn(n_users, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
-        self.V = (torch.randn(n_movies, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
+        if init is None:
+            g = torch.Generator().manual_seed(cfg.seed)
+            self.U = (torch.randn(n_users, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
+            self.V = (torch.randn(n_movies, cfg.factors, generator=g) * cfg.init_scale).to(self.device)
+        else:
+            self.U, self.V = (torch.as_tensor(x, dtype=torch.float32).to(self.device).clone() for x in init)
+            if self.U.shape != (n_users, cfg.factors) or self.V.shape != (n_movies, cfg.factors):
+                raise ValueError(
+                    f"initial factors {tuple(self.U.shape)} and {tuple(self.V.shape)} do not fit "
+                    f"{n_users} users x {n_movies} movies at {cfg.factors} factors"
+                )
         optimizer = None
         if cfg.solver != "als":
             optimizer = make_optimizer(cfg.solver, [self.U, self.V], cfg.learning_rate, cfg.momentum)
@@ -114,9 +131,9 @@ class MatrixFactorization:
         evaluate = _evaluator(train, holdout, eval_ks(cfg))
         best, bad_evals = _early_stopping_state(self.history, cfg.early_stopping_metric)
         if cfg.early_stopping_metric and bad_evals >= cfg.patience:
-            start = cfg.iterations  # a resumed run that had already stopped early
-        bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc="train")
-        for it in range(start, cfg.iterations):
+            start = n_iter  # a resumed run that had already stopped early
+        bar = tqdm(total=n_iter, initial=start, disable=not progress, desc=phase)
+        for it in range(start, n_iter):
             with ops.exclusive():
                 t0 = time.perf_counter()
                 if optimizer is None:
@@ -127,7 +144,7 @@ class MatrixFactorization:
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - t0
                 loss = objective.loss(self.U, self.V)
-            record: dict[str, Any] = {"iteration": it + 1, "seconds": seconds, "loss": loss}
+            record: dict[str, Any] = {"phase": phase, "iteration": it + 1, "seconds": seconds, "loss": loss}
             stop = False
             if evaluate and cfg.eval_every and (it + 1) % cfg.eval_every == 0:
                 record["metrics"] = evaluate(self.U, self.V)

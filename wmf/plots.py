@@ -21,12 +21,17 @@ def loss_curve(history: list[dict[str, Any]], path: Path) -> bool:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    iterations = [r["iteration"] for r in history]
+    history = [{**r, "iteration": n} for n, r in enumerate(history, start=1)]  # refit continues the count
     evaluated = [r for r in history if "metrics" in r]
     fig = Figure(figsize=(7, 3.5 if len(evaluated) < 2 else 6), layout="constrained")
     axes = fig.subplots(2 if len(evaluated) >= 2 else 1, 1, squeeze=False)[:, 0]
-    axes[0].plot(iterations, [r["loss"] for r in history], marker="o", markersize=3)
+    for phase, label in (("train", "training split"), ("refit", "refit on all interactions")):
+        points = [(r["iteration"], r["loss"]) for r in history if r.get("phase", "train") == phase]
+        if points:
+            axes[0].plot(*zip(*points, strict=True), marker="o", markersize=3, label=label)
     axes[0].set(xlabel="iteration", ylabel="training loss", title="Weighted squared error")
+    if any(r.get("phase") == "refit" for r in history):
+        axes[0].legend()
     axes[0].grid(alpha=0.3)
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

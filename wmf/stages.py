@@ -38,9 +38,10 @@ DIRECTORY: dict[str, str] = {
 # changes the stage's cache key (Prefect's TASK_SOURCE sees only the task body).
 MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("wmf.ingest", "wmf.errors"),
-    "index": ("wmf.index",),
+    "index": ("wmf.index", "wmf.interactions"),
     "train": (
         "wmf.train",
+        "wmf.interactions",
         "wmf.model",
         "wmf.solvers",
         "wmf.kernels",
@@ -48,7 +49,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "wmf.metrics",
         "wmf.recommend",
     ),
-    "export": ("wmf.export", "wmf.recommend", "wmf.metrics", "wmf.plots"),
+    "export": ("wmf.export", "wmf.interactions", "wmf.recommend", "wmf.plots"),
 }
 LOSS_CURVE = "loss_curve.png"
 # Parameters that change nothing in a stage's output stay out of its key.
@@ -154,7 +155,7 @@ def clean_stale(data: Path) -> list[Path]:
     stale = [
         p
         for stage in DIRECTORY.values()
-        for pattern in (".tmp-*", ".trash-*", ".latest-*", ".checkpoints/*/.*.tmp")
+        for pattern in (".tmp-*", ".trash-*", ".latest-*", ".checkpoints/*/.*.tmp", ".checkpoints/*/*/.*.tmp")
         for p in store.stage_root(Path(data), stage).glob(pattern)
     ]
     for p in stale:

@@ -1,0 +1,106 @@
+"""The train stage's refit: evaluate on the holdout, then publish a model trained on everything."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from wmf.config import IndexConfig, IngestConfig, TrainConfig
+from wmf.interactions import load_all, load_holdout, load_train
+from wmf.model import MatrixFactorization
+from wmf.train import REFIT_CHECKPOINTS, train
+
+CONFIG = TrainConfig(factors=8, iterations=3, refit_iterations=2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from wmf.generate import generate
+    from wmf.index import build_index
+    from wmf.ingest import ingest
+
+    root = tmp_path_factory.mktemp("refit")
+    for stage in ("ingest", "index"):
+        (root / stage).mkdir()
+    generate(root / "raw", scale=0.001, seed=3, progress=False)
+    ingest(root / "raw", root / "ingest", IngestConfig(), progress=False)
+    build_index(root / "ingest", root / "index", IndexConfig(), progress=False)
+    return root / "index"
+
+
+def run(index_dir: Path, out: Path, config: TrainConfig, **kwargs) -> dict:
+    out.mkdir()
+    return train(index_dir, out, config, progress=False, **kwargs)
+
+
+def evaluated_model(index_dir: Path, config: TrainConfig) -> MatrixFactorization:
+    holdout = load_holdout(index_dir)
+    return MatrixFactorization(config).fit(load_train(index_dir), holdout=holdout, progress=False)
+
+
+def test_refit_continues_on_every_interaction_from_the_evaluated_factors(index_dir, tmp_path):
+    result = run(index_dir, tmp_path / "out", CONFIG)
+    published = MatrixFactorization.load(tmp_path / "out")
+    evaluated = evaluated_model(index_dir, CONFIG)
+    expected = MatrixFactorization(CONFIG).fit(
+        load_all(index_dir), init=(evaluated.U, evaluated.V), iterations=2, progress=False
+    )
+    assert torch.equal(published.U, expected.U) and torch.equal(published.V, expected.V)
+    assert not torch.equal(published.U, evaluated.U)
+    # the metrics are the evaluated model's, and say so
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["model"] == evaluated.metrics == result["metrics"]
+    assert metrics["refit"] is True and metrics["evaluated_model"].startswith("pre-refit")
+    assert metrics["n_users_evaluated"] > 0 and metrics["ks"] == [10, 20, 50, 100]
+    assert result["iterations"] == 3 and result["refit_iterations"] == 2
+
+
+def test_no_refit_publishes_the_evaluated_model(index_dir, tmp_path):
+    config = dataclasses.replace(CONFIG, refit=False)
+    result = run(index_dir, tmp_path / "out", config)
+    published = MatrixFactorization.load(tmp_path / "out")
+    evaluated = evaluated_model(index_dir, config)
+    assert torch.equal(published.U, evaluated.U)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["refit"] is False and metrics["evaluated_model"].startswith("the published model")
+    assert result["refit_iterations"] == 0
+    assert {r["phase"] for r in json.loads((tmp_path / "out" / "history.json").read_text())} == {"train"}
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_during_the_refit_resumes_to_the_same_model(index_dir, tmp_path):
+    run(index_dir, tmp_path / "full", CONFIG)
+
+    def crash(_model: MatrixFactorization, record: dict) -> None:
+        if record["phase"] == "refit" and record["iteration"] == 1:
+            raise Crash
+
+    ckpt = tmp_path / "checkpoints"
+    with pytest.raises(Crash):
+        run(index_dir, tmp_path / "crashed", CONFIG, checkpoint_dir=ckpt, callback=crash)
+    assert (ckpt / REFIT_CHECKPOINTS).is_dir()
+    seen: list[tuple[str, int]] = []
+    run(
+        index_dir,
+        tmp_path / "resumed",
+        CONFIG,
+        checkpoint_dir=ckpt,
+        callback=lambda _m, r: seen.append((r["phase"], r["iteration"])),
+    )
+    assert seen == [("refit", 2)]
+    full, resumed = (MatrixFactorization.load(tmp_path / d) for d in ("full", "resumed"))
+    assert torch.equal(full.U, resumed.U) and torch.equal(full.V, resumed.V)
+
+
+def test_refit_initial_factors_must_fit_the_data(index_dir):
+    with pytest.raises(ValueError, match="do not fit"):
+        MatrixFactorization(CONFIG).fit(
+            load_all(index_dir), init=(torch.zeros(3, 8), torch.zeros(4, 8)), progress=False
+        )
