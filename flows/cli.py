@@ -12,29 +12,41 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wmf import configfile
 from wmf.config import STAGE_CONFIGS, PipelineConfig, RunConfig
 from wmf.errors import WmfError
 from wmf.stages import STAGES
 
 DEMO_SCALE = 0.005
+SECTION_NAMES = " ".join(f"[{name}]" for name in configfile.SECTIONS)
+OVERRIDES = "a flag overrides the file, the file the defaults (`--config FILE --help` shows the result)"
+
+# The default of a config field's option, given its section: the field's, a config file's,
+# or argparse.SUPPRESS (only typed options land in the namespace).
+Default = Callable[[str, dataclasses.Field[Any]], Any]
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+def _dest(cls: type, f: dataclasses.Field[Any]) -> str:
+    return f"{cls.__name__}.{f.name}"
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str, default: Default) -> None:
     """One option per field; a name another stage already uses gets the stage as prefix
     (`--device` trains, `--export-device` scores)."""
     group = parser.add_argument_group(title)
     taken = {flag for action in parser._actions for flag in action.option_strings}
-    stage = next((name for name, c in STAGE_CONFIGS.items() if c is cls), "")
+    section = next(name for name, c in configfile.SECTIONS.items() if c is cls)
     for f in dataclasses.fields(cls):
         meta = f.metadata
-        kwargs: dict[str, Any] = {"dest": f"{cls.__name__}.{f.name}", "help": meta.get("help")}
+        kwargs: dict[str, Any] = {"dest": _dest(cls, f), "help": meta.get("help")}
         if isinstance(f.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -43,28 +55,44 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
             kwargs["metavar"] = None if meta.get("choices") else f.name.split("_")[-1].upper()
         flag = _flag(f.name)
         group.add_argument(
-            flag if flag not in taken else _flag(f"{stage}_{f.name}"), default=f.default, **kwargs
+            flag if flag not in taken else _flag(f"{section}_{f.name}"), default=default(section, f), **kwargs
         )
 
 
-def _config_from(args: argparse.Namespace) -> PipelineConfig:
+def _options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The options of one config dataclass that are in the namespace."""
     values = vars(args)
-    parts = {}
-    for stage, cls in STAGE_CONFIGS.items():
-        parts[stage] = {
-            f.name: values.get(f"{cls.__name__}.{f.name}", f.default) for f in dataclasses.fields(cls)
-        }
-    return PipelineConfig.from_dict(parts)
+    return {f.name: values[_dest(cls, f)] for f in dataclasses.fields(cls) if _dest(cls, f) in values}
+
+
+def _config_from(args: argparse.Namespace) -> PipelineConfig:
+    return PipelineConfig.from_dict({stage: _options(args, cls) for stage, cls in STAGE_CONFIGS.items()})
 
 
 def _run_config_from(args: argparse.Namespace) -> RunConfig:
-    values = vars(args)
-    return RunConfig(
-        **{f.name: values.get(f"RunConfig.{f.name}", f.default) for f in dataclasses.fields(RunConfig)}
-    )
+    return RunConfig(**_options(args, RunConfig))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse twice: first for `--config`, then with the file's options as the defaults, so a
+    flag overrides the file, the file overrides the fields' defaults, and --help shows the result."""
+    first = argparse.ArgumentParser(prog="wmf", add_help=False)
+    first.add_argument("--config", type=Path)
+    path = first.parse_known_args(argv)[0].config
+    return build_parser(configfile.load(path) if path else None).parse_args(argv)
+
+
+def build_parser(
+    defaults: configfile.Config | None = None, typed_only: bool = False
+) -> argparse.ArgumentParser:
+    """The `wmf` parser. `defaults` (by section, as from `configfile.load`) replace the fields'
+    defaults; `typed_only` leaves every untyped config option out of the namespace."""
+
+    def default(section: str, f: dataclasses.Field[Any]) -> Any:
+        if typed_only:
+            return argparse.SUPPRESS
+        return (defaults or {}).get(section, {}).get(f.name, f.default)
+
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="wmf",
@@ -83,29 +111,39 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage, help=f"run the {stage} stage alone", formatter_class=fmt)
         if stage == "ingest":
             p.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
-        _common(p)
-        _add_dataclass_options(p, STAGE_CONFIGS[stage], f"{stage} options")
+        _common(p, default)
+        _add_dataclass_options(p, STAGE_CONFIGS[stage], f"{stage} options", default)
 
     run = sub.add_parser("run", help="run every stage, reusing unchanged ones", formatter_class=fmt)
     run.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
-    _common(run)
+    _common(run, default)
     order = run.add_mutually_exclusive_group()
     order.add_argument(
         "--from", dest="from_stage", choices=STAGES, help="rerun this stage and the ones after it"
     )
     order.add_argument("--only", choices=STAGES, help="rerun this stage alone")
     for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(run, cls, f"{name} options")
+        _add_dataclass_options(run, cls, f"{name} options", default)
 
     serve = sub.add_parser(
-        "serve", help="run the pipeline on a cron schedule (no work pool needed)", formatter_class=fmt
+        "serve",
+        help="run the pipeline on a cron schedule (no work pool needed)",
+        description="Register the deployment wmf-pipeline/NAME and run it on schedule until stopped. "
+        "Its config parameter holds only the options typed here; the others come from --config's file "
+        "and the defaults of the code at each run.",
+        formatter_class=fmt,
     )
     serve.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
     serve.add_argument("--data", type=Path, required=True, help="folder of stage outputs")
     serve.add_argument("--cron", default="0 3 * * *", help="schedule, in UTC")
     serve.add_argument("--name", default="nightly", help="deployment name")
+    _config_option(
+        serve,
+        "the deployment stores its path, not its values, and every run reads it again, so a rewritten "
+        "file (e.g. DATA/tune/latest/best.toml) applies from the next run; the flags typed here override it",
+    )
     for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(serve, cls, f"{name} options")
+        _add_dataclass_options(serve, cls, f"{name} options", default)
 
     demo = sub.add_parser(
         "demo", help="generate a small dataset and run the pipeline on it", formatter_class=fmt
@@ -118,12 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--data", type=Path, required=True)
     status.add_argument("--raw", type=Path, help="tell whether outputs are current for this RAW")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _config_option(status, OVERRIDES)
     for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(status, cls, f"{name} options")
+        _add_dataclass_options(status, cls, f"{name} options", default)
     return parser
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _config_option(p: argparse.ArgumentParser, how: str) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"TOML file of options by section ({SECTION_NAMES}); {how}",
+    )
+
+
+def _common(p: argparse.ArgumentParser, default: Default) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder of stage outputs")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--wait", action="store_true", help="wait for another run on DATA instead of exiting")
@@ -135,7 +183,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dask-address", help="scheduler of an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster")
-    _add_dataclass_options(p, RunConfig, "orchestration")
+    _config_option(p, OVERRIDES)
+    _add_dataclass_options(p, RunConfig, "orchestration", default)
 
 
 def _quiet_prefect() -> None:
@@ -310,8 +359,8 @@ def _show_demo_results(exports: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = parse_args(argv)
         if args.command == "generate":
             from wmf.generate import generate
 
@@ -324,13 +373,15 @@ def main(argv: list[str] | None = None) -> int:
             _quiet_prefect()
             from flows.pipeline import pipeline
 
+            typed = build_parser(typed_only=True).parse_args(argv)
             pipeline.serve(
                 name=args.name,
                 cron=args.cron,
                 parameters={
                     "raw": str(args.raw.resolve()),
                     "data": str(args.data.resolve()),
-                    "config": _config_from(args).to_dict(),
+                    "config": {s: o for s, cls in STAGE_CONFIGS.items() if (o := _options(typed, cls))},
+                    "config_file": None if args.config is None else str(args.config.resolve()),
                     "wait": True,
                 },
             )

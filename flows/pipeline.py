@@ -12,7 +12,7 @@ from prefect.logging import get_run_logger
 
 from flows import report
 from tasks.stages import stage_task
-from wmf import stages
+from wmf import configfile, stages
 from wmf.config import PipelineConfig, RunConfig
 from wmf.errors import WmfError
 from wmf.store import exclusive
@@ -42,6 +42,7 @@ def pipeline(
     force: list[str] | None = None,
     wait: bool = False,
     parallel: bool = False,
+    config_file: str | None = None,
 ) -> dict[str, Any]:
     """Run `only` (default: every) stage in order, each reading its upstream's published output.
 
@@ -49,7 +50,14 @@ def pipeline(
     stages in `force` run again regardless. DATA is locked for the whole run, so
     a second pipeline on the same DATA waits (`wait`) or fails at once.
     `parallel`: the flow runs on a Dask task runner, so stages spread their parts over it.
+    `config_file`: a TOML file of options by section, read now, so a deployment follows
+    its edits; `config` and `run` override it, and it overrides the defaults.
     """
+    if config_file is not None:
+        get_run_logger().info("options from %s", config_file)
+        merged = configfile.merge(configfile.load(config_file), config or {}, {"run": run or {}})
+        run = merged.pop("run", {})
+        config = merged
     with exclusive(Path(data), wait=wait):
         for path in stages.clean_stale(Path(data)):
             get_run_logger().info("removed %s, left by an interrupted run", path)

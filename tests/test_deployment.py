@@ -14,14 +14,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from wmf import configfile
+
 pytestmark = pytest.mark.prefect
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = [sys.executable, "-m", "prefect"]
-FAST_CONFIG = {
-    "train": {"iterations": 2, "factors": 8},
-    "export": {"top_k": 5, "similar_k": 5},
-}
+FAST_CONFIG = {"train": {"iterations": 2, "factors": 8}}
+FAST_FILE = {"export": {"top_k": 5, "similar_k": 5}}
 
 
 def prefect_cli(*args: str, env: dict[str, str], timeout: float = 180) -> str:
@@ -55,13 +55,22 @@ def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, p
         "UTC",
         True,
     )
-    assert {"raw", "data", "config", "wait"} <= set(deployment.parameters)
+    assert {"raw", "data", "config", "config_file", "wait"} <= set(deployment.parameters)
     assert deployment.parameters["config"]["train"]["factors"] == 64
+    assert deployment.parameters["config_file"] is None
 
+    # The run's config replaces the deployment's (export top_k 100), so top_k comes from the file.
+    config_file = tmp_path / "nightly.toml"
+    config_file.write_text(configfile.dumps(FAST_FILE))
     data = tmp_path / "data"
     flow_run = run_deployment(
         "wmf-pipeline/nightly",
-        parameters={"raw": str(tiny_raw), "data": str(data), "config": FAST_CONFIG},
+        parameters={
+            "raw": str(tiny_raw),
+            "data": str(data),
+            "config": FAST_CONFIG,
+            "config_file": str(config_file),
+        },
         timeout=0,
     )
     prefect_cli("worker", "start", "--pool", "wmf-process", "--run-once", env=env, timeout=300)
@@ -80,9 +89,11 @@ def test_serve_registers_the_scheduled_flow(tiny_raw: Path, tmp_path: Path, pref
 
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     data = tmp_path / "data"
+    config_file = tmp_path / "served.toml"
+    config_file.write_text(configfile.dumps({"train": {"factors": 32, "iterations": 4}}))
     cmd = [sys.executable, "-m", "flows.cli", "serve", "--raw", str(tiny_raw), "--data", str(data)]
     proc = subprocess.Popen(
-        [*cmd, "--name", "served", "--cron", "15 4 * * *", "--factors", "16"],
+        [*cmd, "--name", "served", "--cron", "15 4 * * *", "--config", str(config_file), "--factors", "16"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -106,4 +117,6 @@ def test_serve_registers_the_scheduled_flow(tiny_raw: Path, tmp_path: Path, pref
     assert schedule.schedule.cron == "15 4 * * *"
     assert deployment.parameters["raw"] == str(tiny_raw.resolve())
     assert deployment.parameters["data"] == str(data.resolve())
-    assert deployment.parameters["config"]["train"]["factors"] == 16
+    # The file's path, not its values, so each run reads it again; only the typed flag is pinned.
+    assert deployment.parameters["config_file"] == str(config_file.resolve())
+    assert deployment.parameters["config"] == {"train": {"factors": 16}}
