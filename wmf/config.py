@@ -108,11 +108,41 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """The search of `wmf tune`: which train options, over which ranges, judged how."""
+
+    trials: int = opt(20, "trials to finish (a resumed search counts the ones already done)")
+    timeout_minutes: float = opt(0.0, "start no new trial after this many minutes (0: no limit)")
+    metric: str = opt("ndcg@100", "validation metric to maximise (recall@20, ndcg@100, ...)")
+    validation_fraction: float = opt(
+        0.2, "share of each user's training interactions held out for validation"
+    )
+    validation_users: int = opt(
+        5000, "users scored at every iteration: a fixed random sample of the validation users (0: all)"
+    )
+    max_iterations: int = opt(30, "ALS sweeps per trial at most (early stopping and pruning end most sooner)")
+    patience: int = opt(3, "iterations without a better validation metric before a trial stops")
+    factors: str = opt("32,64,128", "comma-separated choices of the embedding dimension")
+    unobserved_weight_min: float = opt(0.005, "lowest w0 tried (log scale)")
+    unobserved_weight_max: float = opt(1.0, "highest w0 tried")
+    regularization_min: float = opt(0.01, "lowest plain regularization tried (log scale)")
+    regularization_max: float = opt(1000.0, "highest plain regularization tried")
+    scaled_regularization_min: float = opt(
+        1e-4, "lowest regularization tried with scale_regularization (log scale)"
+    )
+    scaled_regularization_max: float = opt(1.0, "highest regularization tried with scale_regularization")
+    alpha_max: float = opt(3.0, "highest alpha tried (from 0: confidence 1 + alpha * rating)")
+    startup_trials: int = opt(8, "random trials before the TPE sampler models the results")
+    seed: int = opt(0, "seed of the sampler and of the validation split")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -120,7 +150,8 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, Any]]) -> PipelineConfig:
         parts = {f.name: f.type for f in dataclasses.fields(cls)}
-        return cls(**{name: STAGE_CONFIGS[name](**data.get(name, {})) for name in parts})
+        classes = {**STAGE_CONFIGS, **SEARCH_CONFIGS}
+        return cls(**{name: classes[name](**data.get(name, {})) for name in parts})
 
 
 STAGE_CONFIGS: dict[str, type] = {
@@ -129,6 +160,8 @@ STAGE_CONFIGS: dict[str, type] = {
     "train": TrainConfig,
     "export": ExportConfig,
 }
+# Not a pipeline stage, but configured like one: `wmf tune`, a `[tune]` section of a config file.
+SEARCH_CONFIGS: dict[str, type] = {"tune": TuneConfig}
 
 
 @dataclass(frozen=True)

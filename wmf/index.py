@@ -251,10 +251,19 @@ def _holdout_mask(rows: _Rows, starts: np.ndarray, config: IndexConfig, probe_pa
     if config.holdout == "probe":
         return _probe_mask(rows, probe_path)
     if config.holdout == "random":
-        rank_key = _hash32(rows.key, config.split_seed)
-    else:  # temporal: the most recent held out; equal dates -> the larger movie_idx
-        rank_key = (rows.date.astype(np.int64) + 2**31).astype(_U64)
+        return random_holdout(starts, rows.key, config)
+    # temporal: the most recent held out; equal dates -> the larger movie_idx
+    rank_key = (rows.date.astype(np.int64) + 2**31).astype(_U64)
     return _hold_largest(starts, rank_key, _holdout_counts(np.diff(starts), config))
+
+
+def random_holdout(indptr: np.ndarray, keys: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """Per row of a user-major CSR (pair keys user * n_movies + movie): held out or not.
+
+    Each eligible user holds out round(holdout_fraction * n) rows, those with the
+    largest seeded hash of their pair: the same split for the same pairs and seed.
+    """
+    return _hold_largest(indptr, _hash32(keys, config.split_seed), _holdout_counts(np.diff(indptr), config))
 
 
 def _hash32(key: np.ndarray, seed: int) -> np.ndarray:

@@ -46,3 +46,41 @@ def loss_curve(history: list[dict[str, Any]], path: Path) -> bool:
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return True
+
+
+def tune_history(trials: Any, metric: str, path: Path) -> None:
+    """A PNG of a search: the metric per trial with the best so far, then against each parameter.
+
+    `trials` is the trials table of wmf.tune (a polars frame).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    done = trials.filter(trials["value"].is_not_null()).sort("number")
+    params = ("unobserved_weight", "regularization", "factors", "alpha")
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    axes = fig.subplots(1, 1 + len(params))
+    complete = done.filter(done["state"] == "COMPLETE")
+    pruned = done.filter(done["state"] == "PRUNED")
+    axes[0].scatter(complete["number"], complete["value"], s=14, label="complete")
+    axes[0].scatter(pruned["number"], pruned["value"], s=14, marker="x", color="grey", label="pruned (last)")
+    if complete.height:
+        best = np.maximum.accumulate(complete["value"].to_numpy())
+        axes[0].step(complete["number"], best, where="post", color="C3", label="best so far")
+    axes[0].set(xlabel="trial", ylabel=f"validation {metric}", title="optimisation history")
+    fig.suptitle(f"wmf tune: validation {metric} of each trial")
+    axes[0].legend(fontsize=7)
+    for ax, name in zip(axes[1:], params, strict=True):
+        for scaled, marker in ((False, "o"), (True, "^")):
+            part = complete.filter(complete["scale_regularization"] == scaled)
+            ax.scatter(part[name], part["value"], s=14, marker=marker, label=f"scaled reg: {scaled}")
+        ax.set(xlabel=name, title=name)
+        if name in ("unobserved_weight", "regularization"):
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)

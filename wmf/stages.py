@@ -26,12 +26,14 @@ from wmf.errors import MissingInputError
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
 STAGES: tuple[str, ...] = ("ingest", "index", "train", "export")
-UPSTREAM: dict[str, str] = {"index": "ingest", "train": "index", "export": "train"}
+# `wmf tune` is built, keyed and published like a stage, beside the pipeline's.
+UPSTREAM: dict[str, str] = {"index": "ingest", "train": "index", "export": "train", "tune": "index"}
 DIRECTORY: dict[str, str] = {
     "ingest": "ingest",
     "index": "index",
     "train": "train",
     "export": "exports",
+    "tune": "tune",
 }
 
 # Modules whose source defines each stage's output: a change to any of them
@@ -51,6 +53,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "export": ("wmf.export", "wmf.interactions", "wmf.recommend", "wmf.plots"),
 }
+MODULES["tune"] = ("wmf.tune", "wmf.configfile", *MODULES["train"], "wmf.index", "wmf.plots")
 LOSS_CURVE = "loss_curve.png"
 # Parameters that change nothing in a stage's output stay out of its key.
 KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"export": ("keep",)}
@@ -105,9 +108,16 @@ def _inputs(stage: str, data: Path, raw: Path | None) -> dict[str, Any]:
     return inputs
 
 
+def _params(stage: str, config: PipelineConfig) -> dict[str, Any]:
+    """The stage's parameters; a search also depends on the train options it does not search."""
+    if stage == "tune":
+        return {"tune": dataclasses.asdict(config.tune), "train": dataclasses.asdict(config.train)}
+    return dataclasses.asdict(getattr(config, stage))
+
+
 def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None) -> StagePlan:
     """Compute the stage's cache key from its code, parameters and input fingerprints."""
-    params = dataclasses.asdict(getattr(config, stage))
+    params = _params(stage, config)
     keyed = {k: v for k, v in params.items() if k not in KEY_EXCLUDED.get(stage, ())}
     inputs = _inputs(stage, Path(data), raw)
     key = store.fingerprint_json(
@@ -166,10 +176,16 @@ def clean_stale(data: Path) -> list[Path]:
     return stale
 
 
+def study_journal(plan: StagePlan) -> Path:
+    """Where a search keeps its Optuna study: kept across kills, one per search key."""
+    return store.stage_root(Path(plan.data), DIRECTORY["tune"]) / ".studies" / f"{plan.key}.journal"
+
+
 def _core(
     plan: StagePlan,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
     mapper: Mapper | None = None,
+    parallel: int = 1,
 ) -> Callable[[Path, bool], dict[str, Any]]:
     """Bind the core function of the stage to its inputs: (out, progress) -> summary."""
     from wmf import config as cfg
@@ -206,6 +222,14 @@ def _core(
         return lambda out, progress: export(
             index_dir, train_dir, out, c, progress=progress, mapper=mapper or map
         )
+    if plan.stage == "tune":
+        from wmf.tune import tune
+
+        search, base = cfg.TuneConfig(**plan.config["tune"]), cfg.TrainConfig(**plan.config["train"])
+        src, journal = _upstream_dir(plan, "index"), study_journal(plan)
+        return lambda out, progress: tune(
+            src, out, search, base, journal, mapper=mapper or map, parallel=parallel, progress=progress
+        )
     raise ValueError(f"unknown stage {plan.stage!r}")
 
 
@@ -214,15 +238,17 @@ def execute(
     progress: bool = True,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
     mapper: Mapper | None = None,
+    parallel: int = 1,
 ) -> dict[str, Any]:
     """Build the stage output in a temporary directory and rename it into place.
 
     Returns the manifest, which is also written (last) beside the outputs.
     `on_iteration` receives each training iteration's history record; with a
     `mapper` (e.g. a Dask client's), ingest parses the raw files and export scores the
-    batches of users in parallel.
+    batches of users in parallel, and a search runs its trials through it, `parallel`
+    at a time.
     """
-    core = _core(plan, on_iteration, mapper)
+    core = _core(plan, on_iteration, mapper, parallel)
     data = Path(plan.data)
     started = time.perf_counter()
     resumed_from = checkpoint_iteration(plan)

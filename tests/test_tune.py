@@ -1,0 +1,167 @@
+"""`wmf tune` core: the validation split, the search loop, its outputs and its resumption."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import optuna
+import polars as pl
+import pytest
+from helpers_train import random_interactions
+
+from wmf import configfile
+from wmf.config import IndexConfig, IngestConfig, TrainConfig, TuneConfig
+from wmf.errors import WmfError
+from wmf.interactions import load_holdout, load_train
+from wmf.tune import BEST, PLOT, TRIALS, open_study, run_trial, sample_users, tune, validation_split
+
+SEARCH = TuneConfig(trials=3, max_iterations=4, startup_trials=2, validation_users=0)
+BASE = TrainConfig(device="cpu")
+
+
+def pairs(indptr: np.ndarray, indices: np.ndarray) -> set[tuple[int, int]]:
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    return set(zip(rows.tolist(), indices.tolist(), strict=True))
+
+
+def test_validation_split_partitions_the_training_interactions():
+    train = random_interactions(80, 60, density=0.2, seed=4)
+    fit, (users, movies) = validation_split(train, SEARCH)
+    held = set(zip(users.tolist(), movies.tolist(), strict=True))
+    kept = pairs(fit.indptr, fit.indices)
+    assert kept | held == pairs(train.indptr, train.indices) and not kept & held
+    share = len(held) / train.nnz
+    assert 0.15 < share < 0.25
+    assert fit.shape == train.shape and len(fit.ratings) == fit.nnz
+    again = validation_split(train, SEARCH)[1]
+    np.testing.assert_array_equal(again[0], users)
+    other = validation_split(train, dataclasses.replace(SEARCH, seed=1))[1]
+    assert set(zip(*other, strict=True)) != held
+
+
+def test_sample_users_keeps_every_pair_of_the_chosen_users():
+    holdout = (np.repeat(np.arange(10, dtype=np.int32), 3), np.tile(np.arange(3, dtype=np.int32), 10))
+    users, _ = sample_users(holdout, 4, seed=0)
+    assert len(np.unique(users)) == 4 and len(users) == 12
+    assert sample_users(holdout, 0, seed=0) is holdout
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from wmf.generate import generate
+    from wmf.index import build_index
+    from wmf.ingest import ingest
+
+    root = tmp_path_factory.mktemp("tune")
+    for stage in ("ingest", "index"):
+        (root / stage).mkdir()
+    generate(root / "raw", scale=0.001, seed=5, progress=False)
+    ingest(root / "raw", root / "ingest", IngestConfig(), progress=False)
+    build_index(root / "ingest", root / "index", IndexConfig(), progress=False)
+    return root / "index"
+
+
+def counting(calls: list[int]):
+    def mapper(function, jobs):
+        calls.extend(job.number for job in jobs)
+        return [function(job) for job in jobs]
+
+    return mapper
+
+
+def test_search_publishes_best_options_trials_and_plot(index_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    calls: list[int] = []
+    summary = tune(
+        index_dir, out, SEARCH, BASE, tmp_path / "study.journal", mapper=counting(calls), progress=False
+    )
+    assert calls == [0, 1, 2]
+    trials = pl.read_parquet(out / TRIALS)
+    assert trials.height == 3 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    assert (trials["iterations"] <= 4).all() and (trials["seconds"] > 0).all()
+    assert trials.filter(pl.col("state") == "COMPLETE")["value"].max() == summary["best_value"]
+    best = configfile.load(out / BEST)
+    assert set(best) == {"train"}
+    options = best["train"]
+    assert options["factors"] in (32, 64, 128) and 1 <= options["iterations"] <= 4
+    assert SEARCH.unobserved_weight_min <= options["unobserved_weight"] <= SEARCH.unobserved_weight_max
+    low, high = (
+        (SEARCH.scaled_regularization_min, SEARCH.scaled_regularization_max)
+        if options["scale_regularization"]
+        else (SEARCH.regularization_min, SEARCH.regularization_max)
+    )
+    assert low <= options["regularization"] <= high
+    assert (out / PLOT).read_bytes()[:4] == b"\x89PNG"
+    assert summary["tables"]["trials"]["rows"] == 3
+
+
+def test_search_resumes_its_study_and_fails_trials_a_kill_left_running(index_dir, tmp_path):
+    journal = tmp_path / "study.journal"
+    first = tmp_path / "first"
+    first.mkdir()
+    tune(index_dir, first, dataclasses.replace(SEARCH, trials=2), BASE, journal, progress=False)
+    open_study(journal, "wmf-tune", SEARCH).ask()  # a trial whose process was killed
+    second = tmp_path / "second"
+    second.mkdir()
+    calls: list[int] = []
+    tune(index_dir, second, SEARCH, BASE, journal, mapper=counting(calls), progress=False)
+    assert calls == [3]  # trials 0 and 1 are reused, 2 was left running
+    states = pl.read_parquet(second / TRIALS).sort("number")["state"].to_list()
+    assert states[2] == "FAIL" and len(states) == 4
+
+
+def test_trials_never_see_the_evaluation_holdout(index_dir, tmp_path, monkeypatch):
+    import wmf.tune as tune_module
+
+    seen: list[set[tuple[int, int]]] = []
+    real_split = tune_module.validation_split
+
+    def spy(train, config):
+        fit, validation = real_split(train, config)
+        seen.append(pairs(fit.indptr, fit.indices) | set(zip(*validation, strict=True)))
+        return fit, validation
+
+    monkeypatch.setattr(tune_module, "validation_split", spy)
+    out = tmp_path / "out"
+    out.mkdir()
+    tune(index_dir, out, dataclasses.replace(SEARCH, trials=1), BASE, tmp_path / "j", progress=False)
+    train = load_train(index_dir)
+    holdout = set(zip(*load_holdout(index_dir), strict=True))
+    assert seen == [pairs(train.indptr, train.indices)] and not seen[0] & holdout
+
+
+def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(index_dir, tmp_path, monkeypatch):
+    from wmf.tune import TrialJob
+
+    # a pruner that rejects every value above 0, in place of the median pruner
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **_: optuna.pruners.ThresholdPruner(upper=0.0))
+    journal = tmp_path / "study.journal"
+    trial = open_study(journal, "wmf-tune", SEARCH).ask()
+    train = dataclasses.replace(BASE, iterations=4, eval_every=1, early_stopping_metric="ndcg@100", factors=8)
+    job = TrialJob(
+        str(index_dir),
+        str(journal),
+        "wmf-tune",
+        trial._trial_id,
+        trial.number,
+        dataclasses.asdict(train),
+        dataclasses.asdict(SEARCH),
+    )
+    result = run_trial(job)
+    assert result["state"] == "PRUNED" and result["iterations"] == 1 and result["value"] > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trials": 0}, "--trials"),
+        ({"metric": "auc"}, "--metric"),
+        ({"validation_fraction": 1.0}, "fraction"),
+    ],
+)
+def test_bad_search_options_fail_clearly(index_dir, tmp_path, change, message):
+    with pytest.raises(WmfError, match=message):
+        tune(index_dir, tmp_path, dataclasses.replace(SEARCH, **change), BASE, tmp_path / "j", progress=False)
