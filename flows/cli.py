@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wmf import configfile
-from wmf.config import STAGE_CONFIGS, PipelineConfig, RunConfig
+from wmf.config import SEARCH_CONFIGS, STAGE_CONFIGS, PipelineConfig, RunConfig
 from wmf.errors import WmfError
 from wmf.stages import STAGES
 
@@ -66,7 +66,8 @@ def _options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def _config_from(args: argparse.Namespace) -> PipelineConfig:
-    return PipelineConfig.from_dict({stage: _options(args, cls) for stage, cls in STAGE_CONFIGS.items()})
+    sections = {**STAGE_CONFIGS, **SEARCH_CONFIGS}
+    return PipelineConfig.from_dict({stage: _options(args, cls) for stage, cls in sections.items()})
 
 
 def _run_config_from(args: argparse.Namespace) -> RunConfig:
@@ -144,6 +145,23 @@ def build_parser(
     )
     for name, cls in STAGE_CONFIGS.items():
         _add_dataclass_options(serve, cls, f"{name} options", default)
+
+    tune = sub.add_parser(
+        "tune",
+        help="search the train options (Optuna) on a validation split of the training data",
+        description="Run the ingest and index stages (Cached when unchanged), then search the train "
+        "options on a validation share of the index's training interactions (never its evaluation "
+        "holdout), and publish DATA/tune/latest/ (best.toml, trials.parquet, tune.png). "
+        "`wmf run --config DATA/tune/latest/best.toml` then trains with the best options.",
+        formatter_class=fmt,
+    )
+    tune.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
+    tune.add_argument("--force", action="store_true", help="search again even when this search is published")
+    _common(tune, default)
+    for name in ("ingest", "index"):
+        _add_dataclass_options(tune, STAGE_CONFIGS[name], f"{name} options", default)
+    _add_dataclass_options(tune, STAGE_CONFIGS["train"], "train options (those not searched)", default)
+    _add_dataclass_options(tune, SEARCH_CONFIGS["tune"], "search options", default)
 
     demo = sub.add_parser(
         "demo", help="generate a small dataset and run the pipeline on it", formatter_class=fmt
@@ -227,6 +245,34 @@ def run_pipeline(
     return True, state.result()
 
 
+def run_tune(
+    data: Path, raw: Path, config: PipelineConfig, run: RunConfig, force: bool, wait: bool, dask: dict | None
+) -> tuple[bool, dict[str, Any]]:
+    """Run the search flow; returns (success, summary). With Dask, one trial per worker at a time."""
+    _quiet_prefect()
+    from flows.pipeline import PipelineFailed
+    from flows.tune import tune
+
+    parallel = 0
+    if dask is not None:
+        tune = tune.with_options(task_runner=_dask_runner(**dask))
+        parallel = dask.get("workers") or 2
+    state = tune(
+        data=str(data.resolve()),
+        raw=str(raw.resolve()),
+        config=config.to_dict(),
+        run=dataclasses.asdict(run),
+        force=force,
+        wait=wait,
+        parallel=parallel,
+        return_state=True,
+    )
+    if state.is_failed():
+        exc = state.result(raise_on_failure=False)
+        return False, exc.summary if isinstance(exc, PipelineFailed) else {"error": str(exc)}
+    return True, state.result()
+
+
 def _dask_runner(address: str | None = None, workers: int = 2) -> Any:
     try:
         from prefect_dask import DaskTaskRunner
@@ -254,79 +300,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(line + (f"  {info['error']}" if "error" in info else f"  {info.get('directory', '')}"))
         for name, table in info.get("outputs", {}).items():
             print(f"          {name:<22} {table['rows']:>12,} rows  {table['path']}")
-
-
-def _status(args: argparse.Namespace) -> dict[str, Any]:
-    """Each stage's published output, and whether a run with these options would reuse it.
-
-    A stage is current when its key matches what a run would compute now and the
-    stage before it is current too (without --raw, ingest's currency is unknown).
-    """
-    from wmf import stages
-
-    config = _config_from(args)
-    report: dict[str, Any] = {}
-    upstream_current: bool | None = None
-    for stage in STAGES:
-        try:
-            manifest = stages.latest_manifest(args.data, stage)
-        except WmfError:
-            report[stage] = {"published": False, "current": False}
-            upstream_current = False
-            continue
-        entry = {
-            "published": True,
-            "key": manifest["key"],
-            "created_at": manifest["created_at"],
-            "seconds": manifest.get("seconds"),
-            "directory": str(stages.store.latest_dir(args.data, stages.DIRECTORY[stage])),
-            "config": manifest["config"],
-            "outputs": manifest["outputs"],
-        }
-        if stage == "ingest" and args.raw is None:
-            entry["current"] = None
-            entry["reason"] = "pass --raw RAW to compare with the raw files"
-        else:
-            try:
-                planned = stages.plan(stage, args.data, config, args.raw)
-            except (WmfError, OSError) as exc:
-                entry["current"], entry["reason"] = False, str(exc)
-            else:
-                entry["current"] = planned.key == manifest["key"] and upstream_current is not False
-                if planned.key != manifest["key"]:
-                    entry["reason"] = _why_stale(planned, manifest)
-                elif upstream_current is False:
-                    entry["reason"] = "an earlier stage is not current"
-        upstream_current = entry["current"]
-        report[stage] = entry
-    return report
-
-
-def _why_stale(planned: Any, manifest: dict[str, Any]) -> str:
-    changed = sorted(k for k, v in planned.config.items() if manifest["config"].get(k) != v)
-    if changed:
-        return "parameters differ: " + ", ".join(changed)
-    if planned.inputs != manifest["inputs"]:
-        return "inputs changed"
-    return "code changed"
-
-
-def _print_status(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(report, indent=2, default=str))
-        return
-    marks = {True: "current", False: "STALE", None: "unknown"}
-    for stage, entry in report.items():
-        if not entry["published"]:
-            print(f"{stage:<7} not published")
-            continue
-        line = f"{stage:<7} {marks[entry['current']]:<8} {entry['created_at']}  key {entry['key']}"
-        print(line + (f"  ({entry['reason']})" if "reason" in entry else ""))
-        print(f"          {entry['directory']}")
-        params = ", ".join(f"{k}={v}" for k, v in sorted(entry["config"].items()))
-        print(f"          parameters: {params}")
-        for name, table in entry["outputs"].items():
-            print(f"          {name:<22} {table['rows']:>12,} rows  {table['fingerprint']}")
+        if "best" in info:
+            print(f"          best validation {info['metric']} {info['best_value']:.4f}: {info['best']}")
+            print(f"          train with them: wmf run --config {info['best_toml']}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -387,10 +363,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "status":
-            _print_status(_status(args), args.json)
+            from flows.status import print_status, status
+
+            print_status(status(args.data, args.raw, _config_from(args)), args.json)
             return 0
         config, run = _config_from(args), _run_config_from(args)
-        if args.command == "run":
+        if args.command == "tune":
+            ok, summary = run_tune(
+                args.data, args.raw, config, run, args.force, args.wait, _dask_options(args)
+            )
+        elif args.command == "run":
             start = args.from_stage or args.only
             only = [args.only] if args.only else None
             force = list(STAGES[STAGES.index(start) :]) if args.from_stage else only

@@ -61,10 +61,10 @@ def pipeline(
     with exclusive(Path(data), wait=wait):
         for path in stages.clean_stale(Path(data)):
             get_run_logger().info("removed %s, left by an interrupted run", path)
-        return _run_stages(data, raw, config, run, only, force, parallel)
+        return run_stages(data, raw, config, run, only, force, parallel)
 
 
-def _run_stages(
+def run_stages(
     data: str,
     raw: str | None,
     config: dict[str, Any] | None,
@@ -86,7 +86,7 @@ def _run_stages(
             plan = stages.plan(stage, Path(data), cfg, None if raw is None else Path(raw))
         except WmfError as exc:
             summary["stages"][stage] = {"state": "Failed", "seconds": 0.0, "error": str(exc)}
-            _fail(stage, exc, summary)
+            fail(stage, exc, summary)
         task = stage_task(stage, results, run_cfg.retries, run_cfg.retry_delay_seconds)
         refresh = stage in (force or ()) or not plan.is_built
         share = {"id": progress_id, "start": 100 * done / len(todo), "end": 100 * (done + 1) / len(todo)}
@@ -97,7 +97,7 @@ def _run_stages(
         if state.is_failed():
             exc = state.result(raise_on_failure=False)
             summary["stages"][stage] = {"state": "Failed", "seconds": seconds, "error": str(exc)}
-            _fail(stage, exc, summary)
+            fail(stage, exc, summary)
         keep = cfg.export.keep if stage == "export" else run_cfg.keep_stage_outputs
         manifest = stages.publish(plan, keep=keep)
         summary["stages"][stage] = {
@@ -113,7 +113,7 @@ def _run_stages(
     return summary
 
 
-def _fail(stage: str, exc: BaseException, summary: dict[str, Any]) -> NoReturn:
+def fail(stage: str, exc: BaseException, summary: dict[str, Any]) -> NoReturn:
     """Publish what ran so far, then fail the flow with the stage's message."""
     report.publish_artifacts(summary)
     raise PipelineFailed(f"stage {stage} failed: {exc}", summary) from exc

@@ -1,10 +1,13 @@
 """What a run shows in the Prefect UI: a markdown summary and the evaluation metrics.
 
 Kept apart from the flow so the texts are plain functions of the run summary.
+Plots are embedded in the markdown as data URIs: the Prefect UI cannot follow a
+link to a file on the machine that ran the flow.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,14 @@ from wmf.stages import LOSS_CURVE
 SUMMARY_KEY = "wmf-run-summary"
 METRICS_KEY = "wmf-metrics"
 PROGRESS_KEY = "wmf-progress"
+TUNE_KEY = "wmf-tune"
+TRIALS_KEY = "wmf-tune-trials"
+
+
+def embedded_png(path: Path, title: str) -> str:
+    """Markdown showing the PNG inline, followed by where the file is."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{title}](data:image/png;base64,{data})\n\n`{path}`"
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -38,7 +49,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {stage} | {name} | {table['rows']:,} | `{table['path']}` |")
     curve = _loss_curve(summary)
     if curve is not None:
-        lines += ["", f"Training loss curve: [{curve.name}]({curve.as_uri()}) (`{curve}`)"]
+        lines += ["", "## Training loss", "", embedded_png(curve, "training loss curve")]
     return "\n".join(lines) + "\n"
 
 
@@ -77,3 +88,40 @@ def publish_artifacts(summary: dict[str, Any]) -> None:
             description="Held-out validation metrics, model vs popularity baseline. Evaluated model: "
             + evaluation.get("evaluated_model", "the published model"),
         )
+
+
+def tune_markdown(manifest: dict[str, Any], state: str) -> str:
+    """The best options of a search, ready to paste into a config file, and its plot."""
+    from wmf import configfile
+
+    summary = manifest["summary"]
+    directory = Path(manifest["outputs"]["trials"]["path"]).parent
+    lines = [
+        "# wmf tune",
+        "",
+        f"- state: {state}; trials: {summary['states']}",
+        f"- best: trial {summary['best_trial']}, validation {summary['metric']} {summary['best_value']:.4f}",
+        f"- use it: `wmf run --config {directory / summary['files']['best']}`",
+        "",
+        "```toml",
+        configfile.dumps(summary["best"]).strip(),
+        "```",
+        "",
+        embedded_png(directory / summary["files"]["plot"], "tune history"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def publish_tune_artifacts(manifest: dict[str, Any], state: str) -> None:
+    """The best options (markdown, with the plot inline) and the table of trials."""
+    import polars as pl
+
+    create_markdown_artifact(
+        tune_markdown(manifest, state), key=TUNE_KEY, description="wmf tune: best options"
+    )
+    trials = pl.read_parquet(manifest["outputs"]["trials"]["path"])
+    create_table_artifact(
+        trials.with_columns(pl.col(pl.Float64).round(6)).to_dicts(),
+        key=TRIALS_KEY,
+        description=f"wmf tune: one row per trial (validation {manifest['summary']['metric']})",
+    )

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from helpers_cli import wmf
 from polars.testing import assert_frame_equal
 
 from flows.cli import main
@@ -37,14 +38,6 @@ CORES = {
     "train": ("wmf.train", "train", 1),
     "export": ("wmf.export", "export", 2),
 }
-
-
-def wmf(*args: str) -> tuple[int, Any, str]:
-    """Run the CLI in-process with --json; returns (exit code, parsed stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*args, "--json"])
-    return code, json.loads(out.getvalue()), err.getvalue()
 
 
 def run(raw: Path, data: Path, *extra: str) -> tuple[int, dict, str]:

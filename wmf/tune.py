@@ -175,6 +175,7 @@ def tune(
     )
     deadline = time.monotonic() + 60 * config.timeout_minutes if config.timeout_minutes > 0 else None
     bar = tqdm(total=config.trials, initial=_finished(study), disable=not progress, desc="tune", unit="trial")
+
     def todo() -> int:
         in_time = deadline is None or time.monotonic() < deadline
         return config.trials - _finished(study) if in_time else 0

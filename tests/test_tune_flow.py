@@ -1,0 +1,85 @@
+"""`wmf tune` as users run it: the cached stages, the search as Prefect tasks, artifacts,
+caching, Dask, and training with the published best options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers_cli import wmf
+
+from wmf import configfile
+
+pytestmark = pytest.mark.prefect
+
+SEARCH = ["--trials", "3", "--max-iterations", "4", "--tune-factors", "8,16", "--startup-trials", "2"]
+
+
+def tune(raw: Path, data: Path, *extra: str) -> tuple[int, dict, str]:
+    return wmf("tune", "--raw", str(raw), "--data", str(data), *SEARCH, *extra)
+
+
+def states(summary: dict) -> dict[str, str]:
+    return {stage: info["state"] for stage, info in summary["stages"].items()}
+
+
+def test_tune_publishes_artifacts_is_cached_and_its_options_train(
+    tiny_raw: Path, tmp_path: Path, prefect_server
+):
+    from prefect.artifacts import Artifact
+
+    data = tmp_path / "data"
+    code, summary, err = tune(tiny_raw, data)
+    assert code == 0, err
+    assert states(summary) == {"ingest": "Completed", "index": "Completed", "tune": "Completed"}
+    best_toml = Path(summary["stages"]["tune"]["best_toml"])
+    assert best_toml == data / "tune" / "latest" / "best.toml"
+    best = configfile.load(best_toml)["train"]
+    assert best == summary["stages"]["tune"]["best"]["train"] and best["factors"] in (8, 16)
+    trials = pl.read_parquet(summary["stages"]["tune"]["outputs"]["trials"]["path"])
+    assert trials.height == 3 and set(trials["factors"]) <= {8, 16}
+
+    markdown = Artifact.get("wmf-tune")
+    assert markdown is not None and "data:image/png;base64," in markdown.data and "[train]" in markdown.data
+    table = Artifact.get("wmf-tune-trials")
+    assert table is not None and len(json.loads(table.data)) == 3
+
+    code, again, err = tune(tiny_raw, data)
+    assert code == 0, err
+    assert set(states(again).values()) == {"Cached"}
+
+    code, run, err = wmf(
+        "run", "--raw", str(tiny_raw), "--data", str(data), "--config", str(best_toml), "--top-k", "5"
+    )
+    assert code == 0, err
+    trained = json.loads((Path(run["stages"]["train"]["directory"]) / "manifest.json").read_text())
+    assert {k: trained["config"][k] for k in best} == best
+
+
+def test_changed_search_options_search_again(tiny_raw: Path, tmp_path: Path, prefect_server):
+    data = tmp_path / "data"
+    assert tune(tiny_raw, data)[0] == 0
+    code, summary, err = tune(tiny_raw, data, "--metric", "recall@20")
+    assert code == 0, err
+    assert states(summary) == {"ingest": "Cached", "index": "Cached", "tune": "Completed"}
+    assert summary["stages"]["tune"]["metric"] == "recall@20"
+
+
+def test_bad_search_options_fail_without_publishing(tiny_raw: Path, tmp_path: Path, prefect_server):
+    data = tmp_path / "data"
+    code, summary, err = tune(tiny_raw, data, "--metric", "auc")
+    assert code == 1
+    assert summary["stages"]["tune"]["state"] == "Failed" and "--metric" in err
+    assert not (data / "tune" / "latest").exists()
+
+
+def test_trials_run_in_parallel_on_dask(tiny_raw: Path, tmp_path: Path, prefect_server, monkeypatch):
+    from prefect.settings import get_current_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", str(get_current_settings().api.url))
+    code, summary, err = tune(tiny_raw, tmp_path / "data", "--task-runner", "dask", "--dask-workers", "2")
+    assert code == 0, err
+    trials = pl.read_parquet(summary["stages"]["tune"]["outputs"]["trials"]["path"])
+    assert trials.height == 3 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
