@@ -56,8 +56,17 @@ def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, p
         True,
     )
     assert {"raw", "data", "config", "config_file", "wait"} <= set(deployment.parameters)
-    assert deployment.parameters["config"]["train"]["factors"] == 64
+    assert deployment.parameters["config"]["export"]["top_k"] == 100
+    assert "train" not in deployment.parameters["config"]  # left to config_file and the defaults
     assert deployment.parameters["config_file"] is None
+
+    with get_client(sync_client=True) as client:
+        weekly = client.read_deployment_by_name("wmf-tune/weekly")
+    [schedule] = weekly.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 1 * * 0", "UTC")
+    assert weekly.parameters["config"]["tune"]["trials"] == 20
+    # the same index options as the nightly: the search tunes on the index the nightly trains on
+    assert weekly.parameters["config"]["index"] == deployment.parameters["config"]["index"]
 
     # The run's config replaces the deployment's (export top_k 100), so top_k comes from the file.
     config_file = tmp_path / "nightly.toml"
