@@ -2,7 +2,7 @@
 
     python benchmarks/bench_quality.py --scale 0.001 0.1             # a 100k and a 10M set
     python benchmarks/bench_quality.py --scale 0.1 --trials 20       # the tune floor's setting
-    python benchmarks/bench_quality.py --scale 0.001 --no-tune --no-implicit
+    python benchmarks/bench_quality.py --scale 0.1 --no-tune --no-implicit --refit-iterations 1 2 3 10
 
 For each generated set, 20% of every user's ratings are hidden first (the test);
 the pipeline never sees them. On the rest ("visible") it runs as a user would:
@@ -178,7 +178,7 @@ def tuned(split: Split, index_dir: Path, trials: int, work: Path) -> tuple[dict,
     return metrics, best, minutes
 
 
-def bench(scale: float, trials: int, with_tune: bool, with_implicit: bool) -> None:
+def bench(scale: float, trials: int, with_tune: bool, with_implicit: bool, refits: list[int]) -> None:
     started = time.perf_counter()
     split = hidden_split(scale)
     work = Path(tempfile.mkdtemp(dir=BENCH_DIR, prefix=f"quality-{scale:g}-"))
@@ -203,6 +203,10 @@ def bench(scale: float, trials: int, with_tune: bool, with_implicit: bool) -> No
     rows.append(("wmf defaults, --no-refit", no_refit, f"train {seconds:.1f} s"))
     none, seconds = pipeline_model(split, none_index, TrainConfig(), work)
     rows.append(("wmf defaults, --holdout none", none, f"train {seconds:.1f} s"))
+    for n in refits:
+        metrics, seconds = pipeline_model(split, default_index, TrainConfig(refit_iterations=n), work)
+        metrics.pop("own_holdout_recall@20")
+        rows.append((f"wmf defaults, --refit-iterations {n}", metrics, f"train {seconds:.1f} s"))
     if with_tune:
         metrics, best, minutes = tuned(split, default_index, trials, work)
         metrics.pop("own_holdout_recall@20", None)
@@ -241,10 +245,11 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--no-tune", dest="tune", action="store_false")
     p.add_argument("--no-implicit", dest="implicit", action="store_false")
+    p.add_argument("--refit-iterations", type=int, nargs="*", default=[], help="also these refit lengths")
     args = p.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     for scale in args.scale:
-        bench(scale, args.trials, args.tune, args.implicit)
+        bench(scale, args.trials, args.tune, args.implicit, args.refit_iterations)
 
 
 if __name__ == "__main__":
