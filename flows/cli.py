@@ -325,6 +325,8 @@ def _show_demo_results(exports: Path) -> None:
 
     metrics = json.loads((exports / "metrics.json").read_text())
     print(f"\nPublished tables: {exports}")
+    refit = " (of the model before its refit on all data)" if metrics["refit"] else ""
+    print(f"  held-out evaluation{refit}")
     for metric in ("recall@20", "ndcg@100"):
         model, popular = metrics["model"][metric], metrics["popularity"][metric]
         print(f"  {metric:<10} model {model:.3f}   popularity baseline {popular:.3f}")

@@ -28,6 +28,23 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index output (default options: a random holdout) of a generated set of ~100k ratings."""
+    from wmf.config import IndexConfig, IngestConfig
+    from wmf.generate import generate
+    from wmf.index import build_index
+    from wmf.ingest import ingest
+
+    root = tmp_path_factory.mktemp("tiny-index")
+    for stage in ("ingest", "index"):
+        (root / stage).mkdir()
+    generate(root / "raw", scale=0.001, seed=3, progress=False)
+    ingest(root / "raw", root / "ingest", IngestConfig(), progress=False)
+    build_index(root / "ingest", root / "index", IndexConfig(), progress=False)
+    return root / "index"
+
+
+@pytest.fixture(scope="session")
 def prefect_server():
     """One temporary Prefect server and database for the whole test session."""
     import os

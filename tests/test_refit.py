@@ -9,27 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from wmf.config import IndexConfig, IngestConfig, TrainConfig
+from wmf.config import TrainConfig
 from wmf.interactions import load_all, load_holdout, load_train
 from wmf.model import MatrixFactorization
 from wmf.train import REFIT_CHECKPOINTS, train
 
 CONFIG = TrainConfig(factors=8, iterations=3, refit_iterations=2, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from wmf.generate import generate
-    from wmf.index import build_index
-    from wmf.ingest import ingest
-
-    root = tmp_path_factory.mktemp("refit")
-    for stage in ("ingest", "index"):
-        (root / stage).mkdir()
-    generate(root / "raw", scale=0.001, seed=3, progress=False)
-    ingest(root / "raw", root / "ingest", IngestConfig(), progress=False)
-    build_index(root / "ingest", root / "index", IndexConfig(), progress=False)
-    return root / "index"
 
 
 def run(index_dir: Path, out: Path, config: TrainConfig, **kwargs) -> dict:
@@ -42,12 +27,12 @@ def evaluated_model(index_dir: Path, config: TrainConfig) -> MatrixFactorization
     return MatrixFactorization(config).fit(load_train(index_dir), holdout=holdout, progress=False)
 
 
-def test_refit_continues_on_every_interaction_from_the_evaluated_factors(index_dir, tmp_path):
-    result = run(index_dir, tmp_path / "out", CONFIG)
+def test_refit_continues_on_every_interaction_from_the_evaluated_factors(tiny_index, tmp_path):
+    result = run(tiny_index, tmp_path / "out", CONFIG)
     published = MatrixFactorization.load(tmp_path / "out")
-    evaluated = evaluated_model(index_dir, CONFIG)
+    evaluated = evaluated_model(tiny_index, CONFIG)
     expected = MatrixFactorization(CONFIG).fit(
-        load_all(index_dir), init=(evaluated.U, evaluated.V), iterations=2, progress=False
+        load_all(tiny_index), init=(evaluated.U, evaluated.V), iterations=2, progress=False
     )
     assert torch.equal(published.U, expected.U) and torch.equal(published.V, expected.V)
     assert not torch.equal(published.U, evaluated.U)
@@ -59,11 +44,11 @@ def test_refit_continues_on_every_interaction_from_the_evaluated_factors(index_d
     assert result["iterations"] == 3 and result["refit_iterations"] == 2
 
 
-def test_no_refit_publishes_the_evaluated_model(index_dir, tmp_path):
+def test_no_refit_publishes_the_evaluated_model(tiny_index, tmp_path):
     config = dataclasses.replace(CONFIG, refit=False)
-    result = run(index_dir, tmp_path / "out", config)
+    result = run(tiny_index, tmp_path / "out", config)
     published = MatrixFactorization.load(tmp_path / "out")
-    evaluated = evaluated_model(index_dir, config)
+    evaluated = evaluated_model(tiny_index, config)
     assert torch.equal(published.U, evaluated.U)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["refit"] is False and metrics["evaluated_model"].startswith("the published model")
@@ -75,8 +60,8 @@ class Crash(Exception):
     pass
 
 
-def test_a_crash_during_the_refit_resumes_to_the_same_model(index_dir, tmp_path):
-    run(index_dir, tmp_path / "full", CONFIG)
+def test_a_crash_during_the_refit_resumes_to_the_same_model(tiny_index, tmp_path):
+    run(tiny_index, tmp_path / "full", CONFIG)
 
     def crash(_model: MatrixFactorization, record: dict) -> None:
         if record["phase"] == "refit" and record["iteration"] == 1:
@@ -84,11 +69,11 @@ def test_a_crash_during_the_refit_resumes_to_the_same_model(index_dir, tmp_path)
 
     ckpt = tmp_path / "checkpoints"
     with pytest.raises(Crash):
-        run(index_dir, tmp_path / "crashed", CONFIG, checkpoint_dir=ckpt, callback=crash)
+        run(tiny_index, tmp_path / "crashed", CONFIG, checkpoint_dir=ckpt, callback=crash)
     assert (ckpt / REFIT_CHECKPOINTS).is_dir()
     seen: list[tuple[str, int]] = []
     run(
-        index_dir,
+        tiny_index,
         tmp_path / "resumed",
         CONFIG,
         checkpoint_dir=ckpt,
@@ -99,8 +84,8 @@ def test_a_crash_during_the_refit_resumes_to_the_same_model(index_dir, tmp_path)
     assert torch.equal(full.U, resumed.U) and torch.equal(full.V, resumed.V)
 
 
-def test_refit_initial_factors_must_fit_the_data(index_dir):
+def test_refit_initial_factors_must_fit_the_data(tiny_index):
     with pytest.raises(ValueError, match="do not fit"):
         MatrixFactorization(CONFIG).fit(
-            load_all(index_dir), init=(torch.zeros(3, 8), torch.zeros(4, 8)), progress=False
+            load_all(tiny_index), init=(torch.zeros(3, 8), torch.zeros(4, 8)), progress=False
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -12,7 +11,7 @@ import pytest
 from helpers_train import random_interactions
 
 from wmf import configfile
-from wmf.config import IndexConfig, IngestConfig, TrainConfig, TuneConfig
+from wmf.config import TrainConfig, TuneConfig
 from wmf.errors import WmfError
 from wmf.interactions import load_holdout, load_train
 from wmf.tune import BEST, PLOT, TRIALS, open_study, run_trial, sample_users, tune, validation_split
@@ -48,21 +47,6 @@ def test_sample_users_keeps_every_pair_of_the_chosen_users():
     assert sample_users(holdout, 0, seed=0) is holdout
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from wmf.generate import generate
-    from wmf.index import build_index
-    from wmf.ingest import ingest
-
-    root = tmp_path_factory.mktemp("tune")
-    for stage in ("ingest", "index"):
-        (root / stage).mkdir()
-    generate(root / "raw", scale=0.001, seed=5, progress=False)
-    ingest(root / "raw", root / "ingest", IngestConfig(), progress=False)
-    build_index(root / "ingest", root / "index", IndexConfig(), progress=False)
-    return root / "index"
-
-
 def counting(calls: list[int]):
     def mapper(function, jobs):
         calls.extend(job.number for job in jobs)
@@ -71,12 +55,12 @@ def counting(calls: list[int]):
     return mapper
 
 
-def test_search_publishes_best_options_trials_and_plot(index_dir, tmp_path):
+def test_search_publishes_best_options_trials_and_plot(tiny_index, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     calls: list[int] = []
     summary = tune(
-        index_dir, out, SEARCH, BASE, tmp_path / "study.journal", mapper=counting(calls), progress=False
+        tiny_index, out, SEARCH, BASE, tmp_path / "study.journal", mapper=counting(calls), progress=False
     )
     assert calls == [0, 1, 2]
     trials = pl.read_parquet(out / TRIALS)
@@ -98,22 +82,22 @@ def test_search_publishes_best_options_trials_and_plot(index_dir, tmp_path):
     assert summary["tables"]["trials"]["rows"] == 3
 
 
-def test_search_resumes_its_study_and_fails_trials_a_kill_left_running(index_dir, tmp_path):
+def test_search_resumes_its_study_and_fails_trials_a_kill_left_running(tiny_index, tmp_path):
     journal = tmp_path / "study.journal"
     first = tmp_path / "first"
     first.mkdir()
-    tune(index_dir, first, dataclasses.replace(SEARCH, trials=2), BASE, journal, progress=False)
+    tune(tiny_index, first, dataclasses.replace(SEARCH, trials=2), BASE, journal, progress=False)
     open_study(journal, "wmf-tune", SEARCH).ask()  # a trial whose process was killed
     second = tmp_path / "second"
     second.mkdir()
     calls: list[int] = []
-    tune(index_dir, second, SEARCH, BASE, journal, mapper=counting(calls), progress=False)
+    tune(tiny_index, second, SEARCH, BASE, journal, mapper=counting(calls), progress=False)
     assert calls == [3]  # trials 0 and 1 are reused, 2 was left running
     states = pl.read_parquet(second / TRIALS).sort("number")["state"].to_list()
     assert states[2] == "FAIL" and len(states) == 4
 
 
-def test_trials_never_see_the_evaluation_holdout(index_dir, tmp_path, monkeypatch):
+def test_trials_never_see_the_evaluation_holdout(tiny_index, tmp_path, monkeypatch):
     import wmf.tune as tune_module
 
     seen: list[set[tuple[int, int]]] = []
@@ -127,13 +111,13 @@ def test_trials_never_see_the_evaluation_holdout(index_dir, tmp_path, monkeypatc
     monkeypatch.setattr(tune_module, "validation_split", spy)
     out = tmp_path / "out"
     out.mkdir()
-    tune(index_dir, out, dataclasses.replace(SEARCH, trials=1), BASE, tmp_path / "j", progress=False)
-    train = load_train(index_dir)
-    holdout = set(zip(*load_holdout(index_dir), strict=True))
+    tune(tiny_index, out, dataclasses.replace(SEARCH, trials=1), BASE, tmp_path / "j", progress=False)
+    train = load_train(tiny_index)
+    holdout = set(zip(*load_holdout(tiny_index), strict=True))
     assert seen == [pairs(train.indptr, train.indices)] and not seen[0] & holdout
 
 
-def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(index_dir, tmp_path, monkeypatch):
+def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(tiny_index, tmp_path, monkeypatch):
     from wmf.tune import TrialJob
 
     # a pruner that rejects every value above 0, in place of the median pruner
@@ -142,7 +126,7 @@ def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(index_dir, tmp_
     trial = open_study(journal, "wmf-tune", SEARCH).ask()
     train = dataclasses.replace(BASE, iterations=4, eval_every=1, early_stopping_metric="ndcg@100", factors=8)
     job = TrialJob(
-        str(index_dir),
+        str(tiny_index),
         str(journal),
         "wmf-tune",
         trial._trial_id,
@@ -162,6 +146,8 @@ def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(index_dir, tmp_
         ({"validation_fraction": 1.0}, "fraction"),
     ],
 )
-def test_bad_search_options_fail_clearly(index_dir, tmp_path, change, message):
+def test_bad_search_options_fail_clearly(tiny_index, tmp_path, change, message):
     with pytest.raises(WmfError, match=message):
-        tune(index_dir, tmp_path, dataclasses.replace(SEARCH, **change), BASE, tmp_path / "j", progress=False)
+        tune(
+            tiny_index, tmp_path, dataclasses.replace(SEARCH, **change), BASE, tmp_path / "j", progress=False
+        )
