@@ -151,3 +151,18 @@ def test_bad_search_options_fail_clearly(tiny_index, tmp_path, change, message):
         tune(
             tiny_index, tmp_path, dataclasses.replace(SEARCH, **change), BASE, tmp_path / "j", progress=False
         )
+
+
+def test_the_search_starts_from_the_given_train_options(tiny_index, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    base = TrainConfig(device="cpu", factors=64, unobserved_weight=0.2, regularization=3.0, alpha=0.5)
+    tune(tiny_index, out, dataclasses.replace(SEARCH, trials=1), base, tmp_path / "j", progress=False)
+    first = pl.read_parquet(out / TRIALS).row(0, named=True)
+    assert {k: first[k] for k in ("factors", "unobserved_weight", "regularization", "alpha")} == {
+        "factors": 64,
+        "unobserved_weight": 0.2,
+        "regularization": 3.0,
+        "alpha": 0.5,
+    }
+    assert first["scale_regularization"] is False

@@ -81,7 +81,7 @@ def sample_users(holdout: Holdout, n: int, seed: int) -> Holdout:
 
 def suggest(trial: optuna.Trial, config: TuneConfig) -> dict[str, Any]:
     """Train options of one trial from the search space (regularization's range depends on scaling)."""
-    factors = [int(f) for f in config.factors.split(",") if f.strip()]
+    factors = _factor_choices(config)
     scaled = trial.suggest_categorical("scale_regularization", [False, True])
     if scaled:
         lo, hi, name = (
@@ -165,6 +165,8 @@ def tune(
     study = open_study(journal, "wmf-tune", config)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # a killed run's; we hold DATA's lock
+    if not study.trials and (start := _starting_point(base, config)):
+        study.enqueue_trial(start)  # the search starts from the given options: it can only improve on them
     fixed = dataclasses.replace(
         base,
         iterations=config.max_iterations,
@@ -201,6 +203,30 @@ def tune(
             bar.update()
     bar.close()
     return _write_outputs(study, base, config, out)
+
+
+def _factor_choices(config: TuneConfig) -> list[int]:
+    return [int(f) for f in config.factors.split(",") if f.strip()]
+
+
+def _starting_point(base: TrainConfig, config: TuneConfig) -> dict[str, Any] | None:
+    """The base train options as trial parameters, when they lie in the search space."""
+    name = "scaled_regularization" if base.scale_regularization else "regularization"
+    inside = (
+        base.factors in _factor_choices(config)
+        and config.unobserved_weight_min <= base.unobserved_weight <= config.unobserved_weight_max
+        and getattr(config, f"{name}_min") <= base.regularization <= getattr(config, f"{name}_max")
+        and 0.0 <= base.alpha <= config.alpha_max
+    )
+    if not inside:
+        return None
+    return {
+        "scale_regularization": base.scale_regularization,
+        "factors": base.factors,
+        "unobserved_weight": base.unobserved_weight,
+        name: base.regularization,
+        "alpha": base.alpha,
+    }
 
 
 def _finished(study: optuna.Study) -> int:
