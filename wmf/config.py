@@ -50,12 +50,12 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    factors: int = opt(64, "embedding dimension d")
+    factors: int = opt(32, "embedding dimension d")
     iterations: int = opt(15, "ALS sweeps or gradient steps")
     unobserved_weight: float = opt(
-        0.1, "w0: weight of every unwatched cell (notebook: 0.005; 0.1 won the bench sweep)"
+        0.3, "w0: weight of every unwatched cell (notebook: 0.005; see the README's quality tables)"
     )
-    regularization: float = opt(1.0, "L2 penalty on the factors (bench sweep: flat in 0.1-1)")
+    regularization: float = opt(10.0, "L2 penalty on the factors (decisive on realistic data)")
     scale_regularization: bool = opt(
         False, "scale each row's penalty by (its interactions + w0 * other side's size)"
     )
