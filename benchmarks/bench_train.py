@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py --scale 0.1                  # ~10M ratings, d = 64 and 128
     python benchmarks/bench_train.py --synthetic-nnz 2000000      # planted data, no pipeline
     python benchmarks/bench_train.py --scale 0.02 --sweep         # markdown table for defaults
+    python benchmarks/bench_train.py --scale 1 --stage             # the train stage: fit, evaluation, refit
 
 Each model is fitted in a fresh child process (spawn), so "peak RSS" is that
 model's own (data loading included). Seconds per iteration are the median of
@@ -248,6 +249,30 @@ def sweep(index_dir: Path, base: TrainConfig, factors: list[int], regs: list[flo
                 )
 
 
+def stage(index_dir: Path, base: TrainConfig) -> None:
+    """The train stage as `wmf train` runs it, its seconds split into fit, evaluation and refit."""
+    import tempfile
+
+    from common import peak_rss_gb
+
+    from wmf.store import read_json
+    from wmf.train import train
+
+    out = Path(tempfile.mkdtemp(dir=BENCH_DIR))
+    started = time.perf_counter()
+    train(index_dir, out, base, progress=False)
+    total = time.perf_counter() - started
+    history = read_json(out / "history.json")
+    fit = sum(r["seconds"] for r in history if r["phase"] == "train")
+    refit = sum(r["seconds"] for r in history if r["phase"] == "refit")
+    print(
+        f"train stage: total={total:.1f} s  fit sweeps={fit:.1f} s  refit sweeps={refit:.1f} s "
+        f"({sum(r['phase'] == 'refit' for r in history)})  rest (loading, losses, evaluation, merge)="
+        f"{total - fit - refit:.1f} s  peak_rss={peak_rss_gb():.2f} GB",
+        flush=True,
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scale", type=float, default=0.1, help="generated data scale (1 = full)")
@@ -262,6 +287,7 @@ def main() -> None:
     )
     p.add_argument("--sweep", action="store_true", help="grid over w0/regularization/factors")
     p.add_argument("--sweep-regs", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    p.add_argument("--stage", action="store_true", help="time the train stage with its defaults (and refit)")
     args = p.parse_args()
 
     if args.device_timing:
@@ -277,7 +303,9 @@ def main() -> None:
         regularization=args.regularization,
         device="cpu",
     )
-    if args.sweep:
+    if args.stage:
+        stage(index_dir, TrainConfig(device="cpu"))
+    elif args.sweep:
         sweep(index_dir, base, args.factors, args.sweep_regs)
     else:
         compare(index_dir, base, args.factors, args.threads)
