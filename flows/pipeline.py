@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,7 +28,8 @@ class PipelineFailed(RuntimeError):
         self.summary = summary
 
 
-def _outputs(manifest: dict[str, Any]) -> dict[str, Any]:
+def outputs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Each published table's path and rows, for a run summary."""
     return {
         name: {"path": table["path"], "rows": table["rows"]} for name, table in manifest["outputs"].items()
     }
@@ -58,10 +61,17 @@ def pipeline(
         merged = configfile.merge(configfile.load(config_file), config or {}, {"run": run or {}})
         run = merged.pop("run", {})
         config = merged
+    with locked(data, wait):
+        return run_stages(data, raw, config, run, only, force, parallel)
+
+
+@contextlib.contextmanager
+def locked(data: str, wait: bool) -> Iterator[None]:
+    """Hold DATA's lock, then remove what killed runs left behind (safe only under the lock)."""
     with exclusive(Path(data), wait=wait):
         for path in stages.clean_stale(Path(data)):
             get_run_logger().info("removed %s, left by an interrupted run", path)
-        return run_stages(data, raw, config, run, only, force, parallel)
+        yield
 
 
 def run_stages(
@@ -105,7 +115,7 @@ def run_stages(
             "seconds": seconds,
             "key": plan.key,
             "directory": str(plan.output),
-            "outputs": _outputs(manifest),
+            "outputs": outputs(manifest),
         }
         logger.info("%s %s in %.1f s (%s)", stage, state.name, seconds, plan.output)
         update_progress_artifact(progress_id, share["end"])

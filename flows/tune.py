@@ -10,11 +10,10 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows import report
-from flows.pipeline import fail, run_stages
+from flows.pipeline import fail, locked, outputs, run_stages
 from tasks.tune import run_trials
 from wmf import stages, store
 from wmf.config import PipelineConfig, RunConfig
-from wmf.store import exclusive
 
 
 @flow(name="wmf-tune")
@@ -33,9 +32,7 @@ def tune(
     inputs, options and code are unchanged is Cached too, unless `force`.
     `parallel`: trials at once on the flow's Dask task runner (0: one after another).
     """
-    with exclusive(Path(data), wait=wait):
-        for path in stages.clean_stale(Path(data)):
-            get_run_logger().info("removed %s, left by an interrupted run", path)
+    with locked(data, wait):
         summary = run_stages(data, raw, config, run, ["ingest", "index"], None, parallel > 0)
         return _search(
             data,
@@ -81,7 +78,7 @@ def _search(
         "seconds": round(time.perf_counter() - started, 3),
         "key": plan.key,
         "directory": str(plan.output),
-        "outputs": {name: {"path": t["path"], "rows": t["rows"]} for name, t in manifest["outputs"].items()},
+        "outputs": outputs(manifest),
         "best": manifest["summary"]["best"],
         "best_value": manifest["summary"]["best_value"],
         "metric": manifest["summary"]["metric"],
