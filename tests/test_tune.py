@@ -14,7 +14,17 @@ from wmf import configfile
 from wmf.config import TrainConfig, TuneConfig
 from wmf.errors import WmfError
 from wmf.interactions import load_holdout, load_train
-from wmf.tune import BEST, PLOT, TRIALS, open_study, run_trial, sample_users, tune, validation_split
+from wmf.tune import (
+    BEST,
+    PLOT,
+    TRIALS,
+    n_folds,
+    open_study,
+    run_trial,
+    sample_users,
+    tune,
+    validation_split,
+)
 
 SEARCH = TuneConfig(trials=3, max_iterations=4, startup_trials=2, validation_users=0)
 BASE = TrainConfig(device="cpu")
@@ -38,6 +48,44 @@ def test_validation_split_partitions_the_training_interactions():
     np.testing.assert_array_equal(again[0], users)
     other = validation_split(train, dataclasses.replace(SEARCH, seed=1))[1]
     assert set(zip(*other, strict=True)) != held
+
+
+def test_folds_are_independent_splits_and_their_number_follows_the_validation_users():
+    train = random_interactions(80, 60, density=0.2, seed=4)
+    first, second = (set(zip(*validation_split(train, SEARCH, fold)[1], strict=True)) for fold in (0, 1))
+    assert first != second and first & second  # random, not disjoint: each fold is a fresh split
+    auto = dataclasses.replace(SEARCH, folds=0, validation_users=5000)
+    assert n_folds(auto, 943) == 5 and n_folds(auto, 2000) == 3 and n_folds(auto, 48_000) == 1
+    assert n_folds(dataclasses.replace(auto, validation_users=0), 943) == 1
+    assert n_folds(dataclasses.replace(auto, folds=2), 48_000) == 2
+
+
+def test_a_trial_is_judged_by_the_mean_of_its_folds(tiny_index, tmp_path):
+    from wmf.tune import TrialJob
+
+    search = dataclasses.replace(SEARCH, folds=3)
+    journal = tmp_path / "study.journal"
+    study = open_study(journal, "wmf-tune", search)
+    train = dataclasses.replace(BASE, iterations=3, eval_every=1, early_stopping_metric="ndcg@100", factors=8)
+
+    def trial_of(folds: int) -> dict:
+        trial = study.ask()
+        config = dataclasses.replace(search, folds=folds)
+        return run_trial(
+            TrialJob(
+                str(tiny_index),
+                str(journal),
+                "wmf-tune",
+                trial._trial_id,
+                trial.number,
+                dataclasses.asdict(train),
+                dataclasses.asdict(config),
+            )
+        )
+
+    three, one = trial_of(3), trial_of(1)
+    assert three["state"] == "COMPLETE" and three["folds"] == 3 and three["iterations"] == 9
+    assert one["folds"] == 1 and three["value"] != one["value"]  # the other folds' splits moved the mean
 
 
 def test_sample_users_keeps_every_pair_of_the_chosen_users():
@@ -103,18 +151,19 @@ def test_trials_never_see_the_evaluation_holdout(tiny_index, tmp_path, monkeypat
     seen: list[set[tuple[int, int]]] = []
     real_split = tune_module.validation_split
 
-    def spy(train, config):
-        fit, validation = real_split(train, config)
+    def spy(train, config, fold=0):
+        fit, validation = real_split(train, config, fold)
         seen.append(pairs(fit.indptr, fit.indices) | set(zip(*validation, strict=True)))
         return fit, validation
 
     monkeypatch.setattr(tune_module, "validation_split", spy)
     out = tmp_path / "out"
     out.mkdir()
-    tune(tiny_index, out, dataclasses.replace(SEARCH, trials=1), BASE, tmp_path / "j", progress=False)
+    search = dataclasses.replace(SEARCH, trials=1, folds=2)
+    tune(tiny_index, out, search, BASE, tmp_path / "j", progress=False)
     train = load_train(tiny_index)
     holdout = set(zip(*load_holdout(tiny_index), strict=True))
-    assert seen == [pairs(train.indptr, train.indices)] and not seen[0] & holdout
+    assert seen == [pairs(train.indptr, train.indices)] * 2 and not seen[0] & holdout
 
 
 def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(tiny_index, tmp_path, monkeypatch):

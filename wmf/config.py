@@ -120,6 +120,11 @@ class TuneConfig:
     validation_users: int = opt(
         5000, "users scored at every iteration: a fixed random sample of the validation users (0: all)"
     )
+    folds: int = opt(
+        0,
+        "validation splits per trial, each its own random split; a trial's value is their mean "
+        "(0: enough that `validation_users` users are scored in all, at most 5)",
+    )
     max_iterations: int = opt(30, "ALS sweeps per trial at most (early stopping and pruning end most sooner)")
     patience: int = opt(3, "iterations without a better validation metric before a trial stops")
     factors: str = opt("32,64,128", "comma-separated choices of the embedding dimension")

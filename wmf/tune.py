@@ -3,7 +3,9 @@
 The evaluation holdout of the index is never looked at: each trial trains on the
 index's training interactions minus a per-user validation share, and is judged
 on that share, at every iteration, so the pruner can stop hopeless trials and
-early stopping finds each trial's iteration count. The study lives in a journal
+early stopping finds each trial's iteration count. On a small set a trial is
+repeated on several independent splits (folds) and judged by their mean, since
+one split's noise would outweigh the differences between good options. The study lives in a journal
 file under DATA, so a killed search resumes with its finished trials.
 
 The search loop asks the study for a batch of trials, runs them through a
@@ -36,6 +38,8 @@ BEST = "best.toml"
 TRIALS = "trials.parquet"
 PLOT = "tune.png"
 SEARCHED = ("factors", "unobserved_weight", "regularization", "scale_regularization", "alpha")
+MAX_AUTO_FOLDS = 5
+_FOLD_SEED_STRIDE = 1_000_003
 _STATES = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED}
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
@@ -54,19 +58,33 @@ class TrialJob:
     tune: dict[str, Any]
 
 
-def validation_split(train: Interactions, config: TuneConfig) -> tuple[Interactions, Holdout]:
-    """The training interactions minus each user's validation share, and that share."""
+def validation_split(train: Interactions, config: TuneConfig, fold: int = 0) -> tuple[Interactions, Holdout]:
+    """The training interactions minus each user's validation share, and that share.
+
+    Each fold is an independent random split of its own seed.
+    """
     users = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(train.indptr))
     # a negative seed: never the index's own split of the same pairs
-    split = IndexConfig(
-        holdout="random", holdout_fraction=config.validation_fraction, split_seed=-1 - config.seed
-    )
+    seed = -1 - config.seed - _FOLD_SEED_STRIDE * fold
+    split = IndexConfig(holdout="random", holdout_fraction=config.validation_fraction, split_seed=seed)
     held = random_holdout(train.indptr, users * train.n_movies + train.indices, split)
     kept_per_user = np.diff(train.indptr) - np.bincount(users[held], minlength=train.n_users)
     indptr = np.zeros(train.n_users + 1, np.int64)
     np.cumsum(kept_per_user, out=indptr[1:])
     fit = Interactions(indptr, train.indices[~held], train.ratings[~held], train.shape)
     return fit, (users[held].astype(np.int32), train.indices[held].astype(np.int32))
+
+
+def n_folds(config: TuneConfig, n_users: int) -> int:
+    """The configured folds, or (0) as many as make `validation_users` scored users in all, at most 5.
+
+    On a small set one split leaves so few validation users that the noise of the
+    metric outweighs the differences between good options; more folds average it out.
+    """
+    if config.folds > 0:
+        return config.folds
+    wanted = config.validation_users if config.validation_users > 0 else n_users
+    return max(1, min(MAX_AUTO_FOLDS, -(-wanted // max(n_users, 1))))
 
 
 def sample_users(holdout: Holdout, n: int, seed: int) -> Holdout:
@@ -116,37 +134,58 @@ def open_study(journal: Path, name: str, config: TuneConfig) -> optuna.Study:
 
 
 def run_trial(job: TrialJob) -> dict[str, Any]:
-    """Train one trial, reporting the validation metric per iteration; stop when the pruner says so."""
-    from wmf.model import MatrixFactorization
+    """Train one trial on each fold, early-stopped on its validation metric; its value is the mean.
 
+    The first fold reports its metric per iteration, so the pruner can stop the trial
+    there; the others run only for trials it let through.
+    """
     tune = TuneConfig(**job.tune)
     study = open_study(Path(job.journal), job.study_name, tune)
     trial = optuna.trial.Trial(study, job.trial_id)
-    fit, validation = validation_split(load_train(Path(job.index_dir)), tune)
-    validation = sample_users(validation, tune.validation_users, tune.seed)
+    train = load_train(Path(job.index_dir))
     config = TrainConfig(**job.train)
-    values: list[float] = []
-
-    def report(_model: MatrixFactorization, record: dict[str, Any]) -> None:
-        values.append(record["metrics"][tune.metric])
-        trial.report(values[-1], step=record["iteration"])
-        if trial.should_prune():
-            raise optuna.TrialPruned
-
-    started, state = time.perf_counter(), "COMPLETE"
-    try:
-        MatrixFactorization(config).fit(fit, holdout=validation, progress=False, callback=report)
-    except optuna.TrialPruned:
-        state = "PRUNED"
-    best = int(np.argmax(values)) if values else 0
+    started, curves, state = time.perf_counter(), [], "COMPLETE"
+    for fold in range(n_folds(tune, train.n_users)):
+        curves.append([])
+        try:
+            _fit_fold(train, tune, config, fold, curves[-1], trial if fold == 0 else None)
+        except optuna.TrialPruned:
+            state = "PRUNED"
+            break
+    best = [int(np.argmax(c)) for c in curves if c]
     return {
         "number": job.number,
         "state": state,
-        "value": values[best] if values else None,
-        "best_iteration": best + 1,
-        "iterations": len(values),
+        "value": float(np.mean([c[b] for c, b in zip(curves, best, strict=False)])) if best else None,
+        "best_iteration": int(np.median(best)) + 1 if best else 1,
+        "iterations": sum(len(c) for c in curves),
+        "folds": len(best),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _fit_fold(
+    train: Interactions,
+    tune: TuneConfig,
+    config: TrainConfig,
+    fold: int,
+    values: list[float],
+    trial: optuna.Trial | None,
+) -> None:
+    """Fit on the fold's share, appending the validation metric of each iteration to `values`."""
+    from wmf.model import MatrixFactorization
+
+    fit, validation = validation_split(train, tune, fold)
+    validation = sample_users(validation, tune.validation_users, tune.seed + fold)
+
+    def report(_model: MatrixFactorization, record: dict[str, Any]) -> None:
+        values.append(record["metrics"][tune.metric])
+        if trial is not None:
+            trial.report(values[-1], step=record["iteration"])
+            if trial.should_prune():
+                raise optuna.TrialPruned
+
+    MatrixFactorization(config).fit(fit, holdout=validation, progress=False, callback=report)
 
 
 def tune(
@@ -258,6 +297,7 @@ def trials_table(study: optuna.Study) -> pl.DataFrame:
                 "value": t.value if t.value is not None else result.get("value"),
                 "best_iteration": result.get("best_iteration"),
                 "iterations": result.get("iterations"),
+                "folds": result.get("folds"),
                 "seconds": result.get("seconds"),
             }
         )
@@ -272,6 +312,7 @@ def trials_table(study: optuna.Study) -> pl.DataFrame:
         "value": pl.Float64,
         "best_iteration": pl.Int32,
         "iterations": pl.Int32,
+        "folds": pl.Int32,
         "seconds": pl.Float64,
     }
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
