@@ -1,6 +1,6 @@
 """Quality of the published model on a hidden test, beside a tuned peer and popularity.
 
-    python benchmarks/bench_quality.py --scale 0.001 0.1             # a 100k and a 10M set
+    python benchmarks/bench_quality.py --scale 100k 0.1              # a 100k and a 10M set
     python benchmarks/bench_quality.py --scale 0.1 --trials 20       # the tune floor's setting
     python benchmarks/bench_quality.py --scale 0.1 --no-tune --no-implicit --refit-iterations 1 2 3 10
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import BENCH_DIR, bench_raw, report  # noqa: E402
+from common import BENCH_DIR, bench_raw, label, parse_scale, report  # noqa: E402
 
 from wmf.config import IndexConfig, IngestConfig, TrainConfig, TuneConfig  # noqa: E402
 from wmf.interactions import Interactions, load_seen, load_train  # noqa: E402
@@ -59,12 +59,12 @@ class Split:
     test: pl.DataFrame  # user_id, movie_id
 
 
-def hidden_split(scale: float) -> Split:
+def hidden_split(scale: float | str) -> Split:
     """Hide 20% of each user's ratings (the index's seeded random split), cached under .bench/."""
     from wmf.index import build_index
     from wmf.ingest import ingest
 
-    root = BENCH_DIR / f"quality-{scale:g}"
+    root = BENCH_DIR / f"quality-{label(scale)}"
     visible, test_path = root / "visible", root / "test.parquet"
     if not test_path.exists():
         full, index = root / "ingest", root / "split"
@@ -178,15 +178,16 @@ def tuned(split: Split, index_dir: Path, trials: int, work: Path) -> tuple[dict,
     return metrics, best, minutes
 
 
-def bench(scale: float, trials: int, with_tune: bool, with_implicit: bool, refits: list[int]) -> None:
+def bench(scale: float | str, trials: int, with_tune: bool, with_implicit: bool, refits: list[int]) -> None:
     started = time.perf_counter()
     split = hidden_split(scale)
-    work = Path(tempfile.mkdtemp(dir=BENCH_DIR, prefix=f"quality-{scale:g}-"))
+    work = Path(tempfile.mkdtemp(dir=BENCH_DIR, prefix=f"quality-{label(scale)}-"))
     default_index = build(split, IndexConfig(), work)
     none_index = build(split, IndexConfig(holdout="none"), work)
     train = load_train(none_index)
     print(
-        f"\n## scale {scale:g}: {train.n_users:,} users, {train.nnz:,} visible interactions, "
+        f"\n## {label(scale)}: {train.n_users:,} users, {train.n_movies:,} movies, "
+        f"{train.nnz:,} visible interactions, "
         f"{split.test.height:,} hidden test pairs (data in {time.perf_counter() - started:.0f} s)",
         flush=True,
     )
@@ -220,7 +221,7 @@ def bench(scale: float, trials: int, with_tune: bool, with_implicit: bool, refit
         print(f"| {name} | {metrics['recall@20']:.4f} | {metrics['ndcg@100']:.4f} | {note} |")
     figures = {name: metrics for name, metrics, _ in rows}
     report(
-        f"floors scale={scale:g}",
+        f"floors {label(scale)}",
         refit_minus_holdout_none=defaults["recall@20"] - none["recall@20"],
         **_floors(figures, defaults),
     )
@@ -241,7 +242,9 @@ def _floors(figures: dict[str, dict], defaults: dict) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--scale", type=float, nargs="+", default=[0.001, 0.1])
+    p.add_argument(
+        "--scale", type=parse_scale, nargs="+", default=["100k", 0.1], help="shares of Netflix, or 100k"
+    )
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--no-tune", dest="tune", action="store_false")
     p.add_argument("--no-implicit", dest="implicit", action="store_false")

@@ -23,7 +23,7 @@ of the real rating distribution. Customer ids are drawn without replacement from
 1..2,649,429. Every random draw is a hash of (seed, stream, index), so the output
 is byte-identical for a seed whatever the thread scheduling.
 
-Tiny scales: every movie gets at least min(3, ratings // 17,770, users) ratings.
+Tiny scales: every movie gets at least min(3, ratings // movies, users) ratings.
 A movie left with none (only below scale ~0.00018) gets no `MovieID:` block at all,
 so no file ever holds an empty block; such a file may then be empty.
 """
@@ -81,31 +81,46 @@ _BLOCK = 64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def generate(out: Path, scale: float = 1.0, seed: int = 0, progress: bool = True) -> dict:
+def generate(
+    out: Path,
+    scale: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    users: int | None = None,
+    movies: int = N_MOVIES,
+    ratings: int | None = None,
+) -> dict:
     """Write combined_data_1..4.txt, movie_titles.csv and probe.txt into `out`.
 
-    Returns the counts and the shape statistics of what was written.
+    `scale` sets users and ratings as shares of the real set's; `users`, `movies` and
+    `ratings` override them, so another real set's shape can be mimicked (943 users,
+    1,682 movies, 100,000 ratings: the real 100k set). Movie ids are 1..movies, so
+    fewer movies are split among the four files as the real ids are. Returns the counts and the shape
+    statistics of what was written.
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
+    if not 1 <= movies <= N_MOVIES:
+        raise ValueError(f"movies must be in 1..{N_MOVIES}, got {movies}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    n_users = max(1, round(FULL_USERS * scale))
-    n_ratings = min(max(n_users, round(FULL_RATINGS * scale)), n_users * N_MOVIES)
+    n_users = max(1, round(FULL_USERS * scale) if users is None else users)
+    n_ratings = round(FULL_RATINGS * scale) if ratings is None else ratings
+    n_ratings = min(max(n_users, n_ratings), n_users * movies)
     rng = np.random.default_rng(seed)
     key = np.uint64(_mix(np.uint64((seed * int(_GOLDEN) + 0x5EED) % 2**64)))
 
-    activity = _allocate(rng.lognormal(0.0, USER_ACTIVITY_SIGMA, n_users), n_ratings, 1, int(0.99 * N_MOVIES))
+    activity = _allocate(rng.lognormal(0.0, USER_ACTIVITY_SIGMA, n_users), n_ratings, 1, int(0.99 * movies))
     indptr = np.zeros(n_users + 1, np.int64)
     np.cumsum(activity, out=indptr[1:])
-    taste = _Taste(rng, n_users)
+    taste = _Taste(rng, n_users, movies)
     customer_ids = (rng.choice(MAX_CUSTOMER_ID, n_users, replace=False) + 1).astype(np.int32)
     start_day = (_n_days() * (1.0 - rng.random(n_users) ** 1.5)).astype(np.int32)
 
     bar = tqdm(total=2 * n_ratings, unit="rating", unit_scale=True, disable=not progress)
     bar.set_description("sampling")
     movie_vec_t = np.ascontiguousarray(taste.movie_vec.T)
-    movies = np.empty(n_ratings, np.int16)
+    watched = np.empty(n_ratings, np.int16)
     for lo in range(0, n_users, _USERS_PER_STEP):
         hi = min(lo + _USERS_PER_STEP, n_users)
         _sample_watched(
@@ -119,30 +134,30 @@ def generate(out: Path, scale: float = 1.0, seed: int = 0, progress: bool = True
             PAIR_NOISE,
             NOISE_SHARE,
             key,
-            movies,
+            watched,
         )
         bar.update(int(indptr[hi] - indptr[lo]))
-    per_movie = np.bincount(movies, minlength=N_MOVIES).astype(np.int64)
-    min_count = min(MIN_MOVIE_RATINGS, n_ratings // N_MOVIES, n_users)
-    _ensure_min_ratings(indptr, movies, per_movie, min_count, key)
+    per_movie = np.bincount(watched, minlength=movies).astype(np.int64)
+    min_count = min(MIN_MOVIE_RATINGS, n_ratings // movies, n_users)
+    _ensure_min_ratings(indptr, watched, per_movie, min_count, key)
 
-    users = np.repeat(np.arange(n_users, dtype=np.int32), activity)
-    ratings, days = _rate(indptr, movies, taste, start_day, key)
-    order = _movie_major(movies, per_movie)
-    movie_start = np.zeros(N_MOVIES + 1, np.int64)
+    user_of = np.repeat(np.arange(n_users, dtype=np.int32), activity)
+    values, days = _rate(indptr, watched, taste, start_day, key)
+    order = _movie_major(watched, per_movie)
+    movie_start = np.zeros(movies + 1, np.int64)
     np.cumsum(per_movie, out=movie_start[1:])
 
     bar.set_description("writing")
     day_text = _day_table()
-    for name, first, last in RATING_FILES:
+    for name, first, last in _file_ranges(movies):
         with (out / name).open("wb") as f:
             for m0, m1 in _write_chunks(movie_start, first - 1, last):
-                buf = _format_block(m0, m1, movie_start, order, users, customer_ids, ratings, days, day_text)
+                buf = _format_block(m0, m1, movie_start, order, user_of, customer_ids, values, days, day_text)
                 f.write(buf.data)
                 bar.update(int(movie_start[m1] - movie_start[m0]))
     bar.close()
 
-    n_probe = _write_probe(out / PROBE_FILE, order, movie_start, users, customer_ids, key)
+    n_probe = _write_probe(out / PROBE_FILE, order, movie_start, user_of, customer_ids, key)
     _write_titles(out / TITLES_FILE, rng)
     active = per_movie > 0
     return {
@@ -151,7 +166,7 @@ def generate(out: Path, scale: float = 1.0, seed: int = 0, progress: bool = True
         "movies": int(active.sum()),
         "probe_pairs": int(n_probe),
         "files": [name for name, _, _ in RATING_FILES] + [TITLES_FILE, PROBE_FILE],
-        "mean_rating": float(ratings.mean(dtype=np.float64)),
+        "mean_rating": float(values.mean(dtype=np.float64)),
         "movie_ratings": {
             "min": int(per_movie[active].min()),
             "median": float(np.median(per_movie[active])),
@@ -166,21 +181,28 @@ def generate(out: Path, scale: float = 1.0, seed: int = 0, progress: bool = True
     }
 
 
+def _file_ranges(movies: int) -> list[tuple[str, int, int]]:
+    """(file, first id, last id) of each rating file: the real split, shrunk to `movies` ids."""
+    shrink = movies / N_MOVIES
+    return [(name, round((a - 1) * shrink) + 1, round(b * shrink)) for name, a, b in RATING_FILES]
+
+
 class _Taste:
     """Latent vectors, biases and popularity of the watching and rating model."""
 
-    def __init__(self, rng: np.random.Generator, n_users: int) -> None:
-        movie_vec = rng.standard_normal((N_MOVIES, DIMS))
+    def __init__(self, rng: np.random.Generator, n_users: int, n_movies: int) -> None:
+        movie_vec = rng.standard_normal((n_movies, DIMS))
         movie_vec /= np.linalg.norm(movie_vec, axis=1, keepdims=True)  # same taste spread for every movie
-        rank = rng.permutation(N_MOVIES)
-        log_pop = -POPULARITY_EXPONENT * np.log(rank + POPULARITY_OFFSET)
-        log_pop -= POPULARITY_TAIL * (rank / N_MOVIES) ** 2
+        rank = rng.permutation(n_movies)
+        # the offset in the real catalogue's units: the same curve of rank / n_movies at any size
+        log_pop = -POPULARITY_EXPONENT * np.log(rank + POPULARITY_OFFSET * n_movies / N_MOVIES)
+        log_pop -= POPULARITY_TAIL * (rank / n_movies) ** 2
         log_pop -= log_pop.max()
         self.log_pop = log_pop.astype(np.float32)
         self.user_vec = rng.standard_normal((n_users, DIMS)).astype(np.float32)
         self.movie_vec = movie_vec.astype(np.float32)
         self.user_bias = (0.35 * rng.standard_normal(n_users)).astype(np.float32)
-        self.movie_bias = (0.5 * rng.standard_normal(N_MOVIES) + 0.15 * log_pop).astype(np.float32)
+        self.movie_bias = (0.5 * rng.standard_normal(n_movies) + 0.15 * log_pop).astype(np.float32)
 
 
 def _allocate(weights: np.ndarray, total: int, lo: int, hi: int) -> np.ndarray:
@@ -538,7 +560,7 @@ def _write_probe(
     """probe.txt: a random ~1.4% of the pairs, movies in the real file's text order."""
     chosen = _probe_mask(order.shape[0], key, PROBE_FRACTION)
     blocks = []
-    for movie_id in sorted(range(1, N_MOVIES + 1), key=str):
+    for movie_id in sorted(range(1, len(movie_start)), key=str):
         lo, hi = movie_start[movie_id - 1], movie_start[movie_id]
         picked = order[lo:hi][chosen[lo:hi]]
         if picked.size:
