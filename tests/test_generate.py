@@ -217,6 +217,20 @@ def test_tiny_scale_writes_no_empty_block(tmp_path: Path):
     assert len({r[1] for r in table}) == summary["users"]
 
 
+def test_another_real_sets_shape(tmp_path: Path):
+    """users, movies and ratings override the scale: the real 100k set's shape, shrunk."""
+    summary = generate(tmp_path, users=60, movies=120, ratings=3000, seed=1, progress=False)
+    per_file = [parse_ratings(tmp_path / name) for name, _, _ in RATING_FILES]
+    assert all(per_file)  # the ids are split among the four files, none left empty
+    table = [r for rows in per_file for r in rows]
+    assert len(table) == summary["ratings"] == 3000
+    assert {r[0] for r in table} == set(range(1, 121)) and summary["movies"] == 120
+    assert len({r[1] for r in table}) == summary["users"] == 60
+    assert len({(r[0], r[1]) for r in table}) == 3000  # no duplicate pair
+    with pytest.raises(ValueError, match="movies"):
+        generate(tmp_path, movies=N_MOVIES + 1)
+
+
 def test_rejects_non_positive_scale(tmp_path: Path):
     with pytest.raises(ValueError, match="scale"):
         generate(tmp_path, scale=0)
