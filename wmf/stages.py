@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import wmf
-from wmf import plots, store
+from wmf import plots, resources, store
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError
 
@@ -252,6 +252,7 @@ def execute(
     data = Path(plan.data)
     started = time.perf_counter()
     resumed_from = checkpoint_iteration(plan)
+    resources.reset_peak_rss()
     with store.building(data, DIRECTORY[plan.stage], plan.key) as tmp:
         summary = core(tmp, progress)
         if plan.stage == "train":
@@ -279,6 +280,7 @@ def execute(
             "raw": plan.raw,
             "outputs": tables,
             "seconds": round(time.perf_counter() - started, 3),
+            "peak_rss_gb": round(resources.peak_rss_gb(), 3),
             "summary": summary,
         }
         if not (tmp / "config.json").exists():  # the model writes a richer one of its own
