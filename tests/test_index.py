@@ -360,6 +360,21 @@ def test_missing_ratings_and_empty_result_fail_clearly(tmp_path):
         build(tmp_path, TINY, dataclasses.replace(NONE, min_user_ratings=10))
 
 
+def test_rows_in_movie_order_give_the_same_index_as_shuffled_ones(tmp_path):
+    """The ingest's movie-major order takes a shortcut in the sort; the output must not change."""
+    rows = random_rows(8, n_users=70, n_movies=45)
+    by_movie = sorted(rows, key=lambda r: r[0])  # movie-major, users unordered within a movie
+    config = IndexConfig(holdout="random", split_seed=3)
+    shuffled, _ = build(tmp_path / "shuffled", rows, config)
+    ordered, _ = build(tmp_path / "ordered", by_movie, config)
+    for name in ("users.parquet", "movies.parquet", "holdout.parquet"):
+        assert pl.read_parquet(shuffled / name).equals(pl.read_parquet(ordered / name))
+    for name in ("train.npz", "seen.npz"):
+        a, b = np.load(shuffled / name), np.load(ordered / name)
+        for array in a.files:
+            np.testing.assert_array_equal(a[array], b[array])
+
+
 def test_csr_is_valid_on_random_data(tmp_path):
     rows = random_rows(5, n_users=80, n_movies=50)
     out, _ = build(tmp_path, rows, IndexConfig(holdout="random"))
