@@ -24,6 +24,11 @@ class IngestConfig:
         "error: stop at the first malformed line; skip: write it to rejects.parquet and go on",
         ("error", "skip"),
     )
+    rehash: bool = opt(
+        False,
+        "read every raw file again for its fingerprint, even one unchanged since it was last "
+        "hashed (same path, size, modification time and inode)",
+    )
 
 
 @dataclass(frozen=True)

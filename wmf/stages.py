@@ -22,6 +22,7 @@ import wmf
 from wmf import plots, resources, store
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError
+from wmf.fingerprints import FingerprintCache
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
@@ -56,7 +57,8 @@ MODULES: dict[str, tuple[str, ...]] = {
 MODULES["tune"] = ("wmf.tune", "wmf.configfile", *MODULES["train"], "wmf.index", "wmf.plots")
 LOSS_CURVE = "loss_curve.png"
 # Parameters that change nothing in a stage's output stay out of its key.
-KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"export": ("keep",)}
+KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"ingest": ("rehash",), "export": ("keep",)}
+FINGERPRINTS = ".fingerprints.json"
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,17 @@ def latest_manifest(data: Path, stage: str) -> dict[str, Any]:
     return store.read_manifest(store.latest_dir(Path(data), DIRECTORY[stage]))
 
 
-def _inputs(stage: str, data: Path, raw: Path | None) -> dict[str, Any]:
+def _inputs(stage: str, data: Path, raw: Path | None, rehash: bool = False) -> dict[str, Any]:
     if stage == "ingest":
         from wmf.ingest import find_inputs
 
         if raw is None:
             raise MissingInputError("the ingest stage needs --raw RAW")
         files = find_inputs(Path(raw))
-        return {str(p.relative_to(raw)): store.fingerprint_file(p) for group in files.values() for p in group}
+        known = FingerprintCache(store.stage_root(Path(data), DIRECTORY["ingest"]) / FINGERPRINTS, rehash)
+        inputs = {str(p.relative_to(raw)): known.get(p) for group in files.values() for p in group}
+        known.save()
+        return inputs
     upstream = latest_manifest(data, UPSTREAM[stage])
     inputs = {UPSTREAM[stage]: upstream["key"]}
     if stage == "export":
@@ -119,7 +124,7 @@ def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None
     """Compute the stage's cache key from its code, parameters and input fingerprints."""
     params = _params(stage, config)
     keyed = {k: v for k, v in params.items() if k not in KEY_EXCLUDED.get(stage, ())}
-    inputs = _inputs(stage, Path(data), raw)
+    inputs = _inputs(stage, Path(data), raw, rehash=config.ingest.rehash)
     key = store.fingerprint_json(
         {"stage": stage, "code": code_version(stage), "config": keyed, "inputs": inputs}
     )[:16]
@@ -165,7 +170,14 @@ def clean_stale(data: Path) -> list[Path]:
     stale = [
         p
         for stage in DIRECTORY.values()
-        for pattern in (".tmp-*", ".trash-*", ".latest-*", ".checkpoints/*/.*.tmp", ".checkpoints/*/*/.*.tmp")
+        for pattern in (
+            ".tmp-*",
+            ".trash-*",
+            ".latest-*",
+            ".*.tmp",
+            ".checkpoints/*/.*.tmp",
+            ".checkpoints/*/*/.*.tmp",
+        )
         for p in store.stage_root(Path(data), stage).glob(pattern)
     ]
     for p in stale:
