@@ -91,6 +91,7 @@ def main() -> None:
             s = summary["stages"][stage]
             m = store.read_manifest(Path(s["directory"]))
             rss = m.get("peak_rss_gb", float("nan"))
+            peak = max(peak, rss)  # each stage resets the process's high-water mark: wait4 sees the last
             print(f"| {stage} | {s['state']} | {s['seconds']:.1f} | {m['seconds']:.1f} | {rss:.2f} |")
         in_stages = sum(summary["stages"][stage]["seconds"] for stage in stages.STAGES)
         outside = whole - in_stages

@@ -326,10 +326,13 @@ def _show_demo_results(exports: Path) -> None:
     metrics = json.loads((exports / "metrics.json").read_text())
     print(f"\nPublished tables: {exports}")
     refit = " (of the model before its refit on all data)" if metrics["refit"] else ""
-    print(f"  held-out evaluation{refit}")
+    print(f"  held-out evaluation on {metrics['n_users_evaluated']:,} users{refit}")
     for metric in ("recall@20", "ndcg@100"):
         model, popular = metrics["model"][metric], metrics["popularity"][metric]
-        print(f"  {metric:<10} model {model:.3f}   popularity baseline {popular:.3f}")
+        se = metrics["stderr"][metric]
+        print(
+            f"  {metric:<10} model {model:.3f} (standard error {se:.3f})   popularity baseline {popular:.3f}"
+        )
     recs = pl.read_parquet(exports / "recommendations.parquet", n_rows=5)
     print(f"  top 5 for customer {recs['user_id'][0]}:")
     for row in recs.iter_rows(named=True):

@@ -60,10 +60,15 @@ def _loss_curve(summary: dict[str, Any]) -> Path | None:
 
 
 def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per metric: the model beside the popularity baseline."""
-    model, popular = metrics.get("model", {}), metrics.get("popularity", {})
+    """One row per metric: the model and its standard error beside the popularity baseline."""
+    model, popular, stderr = (metrics.get(part, {}) for part in ("model", "popularity", "stderr"))
     return [
-        {"metric": name, "model": round(model[name], 5), "popularity": round(popular.get(name, 0.0), 5)}
+        {
+            "metric": name,
+            "model": round(model[name], 5),
+            "stderr": round(stderr[name], 5) if name in stderr else None,
+            "popularity": round(popular.get(name, 0.0), 5),
+        }
         for name in sorted(model, key=_metric_order)
     ]
 
@@ -85,7 +90,8 @@ def publish_artifacts(summary: dict[str, Any]) -> None:
         create_table_artifact(
             metrics_rows(evaluation),
             key=METRICS_KEY,
-            description="Held-out validation metrics, model vs popularity baseline. Evaluated model: "
+            description=f"Held-out validation metrics on {evaluation.get('n_users_evaluated', 0):,} users, "
+            "model vs popularity baseline. Evaluated model: "
             + evaluation.get("evaluated_model", "the published model"),
         )
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wmf.interactions import Interactions
-from wmf.metrics import evaluate, evaluate_popularity, ranking_metrics
+from wmf.metrics import evaluate, evaluate_popularity, ranking_metrics, split_stderr
 
 
 def interactions(dense: np.ndarray) -> Interactions:
@@ -33,7 +33,10 @@ def test_hand_computed_example():
         "map@4": ((1 / 2 + 2 / 4) / 3 + 1) / 2,
         "coverage@4": 5 / 6,
     }
-    assert m == pytest.approx(expected)
+    means, stderr = split_stderr(m)
+    assert means == pytest.approx(expected)
+    assert stderr["recall@2"] == pytest.approx(np.std([1 / 2, 1], ddof=1) / np.sqrt(2))
+    assert set(stderr) == {f"{n}@{k}" for n in ("recall", "ndcg", "map", "precision") for k in (2, 4)}
 
 
 def reference(scores: np.ndarray, seen: np.ndarray, held: np.ndarray, ks) -> dict[str, float]:
@@ -56,6 +59,7 @@ def reference(scores: np.ndarray, seen: np.ndarray, held: np.ndarray, ks) -> dic
             out[f"ndcg@{k}"].append(dcg / sum(1 / np.log2(i + 2) for i in range(n)))
             out[f"map@{k}"].append(sum(sum(rel[: i + 1]) / (i + 1) for i, r in enumerate(rel) if r) / n)
     result = {name: float(np.mean(v)) for name, v in out.items()}
+    result.update({f"{name}_stderr": float(np.std(v, ddof=1) / np.sqrt(len(v))) for name, v in out.items()})
     result.update({f"coverage@{k}": len(shown[k]) / scores.shape[1] for k in ks})
     return result
 
@@ -93,10 +97,21 @@ def test_popularity_baseline_matches_reference(random_split):
     assert got["coverage@1"] < 0.2  # everybody gets nearly the same list
 
 
+def test_popularity_pads_a_user_who_has_seen_nearly_everything():
+    train = np.ones((3, 5), dtype=bool)
+    train[0, [1, 3]] = False  # user 0 has two unseen movies
+    train[1:, 0] = False
+    holdout = (np.array([0], np.int32), np.array([3], np.int32))
+    got = evaluate_popularity(interactions(train), holdout, ks=(4,))
+    assert got["recall@4"] == 1.0 and got["precision@4"] == 0.25
+    assert got["coverage@4"] == 2 / 5  # only movies 1 and 3: the padding (-1) is no movie
+
+
 def test_perfect_model_scores_one():
     held = np.eye(4, dtype=bool)
     train = np.zeros((4, 4), dtype=bool)
     u, i = np.nonzero(held)
     m = evaluate(np.eye(4), np.eye(4), interactions(train), (u, i), ks=(1, 2))
     assert m["recall@1"] == m["ndcg@2"] == m["map@2"] == m["precision@1"] == m["coverage@1"] == 1.0
+    assert m["recall@1_stderr"] == 0.0
     assert m["precision@2"] == 0.5

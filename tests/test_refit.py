@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from wmf.config import TrainConfig
 from wmf.interactions import load_all, load_holdout, load_train
+from wmf.metrics import split_stderr
 from wmf.model import MatrixFactorization
 from wmf.train import REFIT_CHECKPOINTS, train
 
@@ -38,7 +40,8 @@ def test_refit_continues_on_every_interaction_from_the_evaluated_factors(tiny_in
     assert not torch.equal(published.U, evaluated.U)
     # the metrics are the evaluated model's, and say so
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["model"] == evaluated.metrics == result["metrics"]
+    means, stderr = split_stderr(evaluated.metrics)
+    assert metrics["model"] == means == result["metrics"] and metrics["stderr"] == stderr
     assert metrics["refit"] is True and metrics["evaluated_model"].startswith("pre-refit")
     assert metrics["n_users_evaluated"] > 0 and metrics["ks"] == [10, 20, 50, 100]
     assert result["iterations"] == 3 and result["refit_iterations"] == 2
@@ -89,3 +92,19 @@ def test_refit_initial_factors_must_fit_the_data(tiny_index):
         MatrixFactorization(CONFIG).fit(
             load_all(tiny_index), init=(torch.zeros(3, 8), torch.zeros(4, 8)), progress=False
         )
+
+
+def test_evaluation_scores_a_fixed_sample_of_held_out_users_with_standard_errors(tiny_index, tmp_path):
+    holdout_users = len(np.unique(load_holdout(tiny_index)[0]))
+    config = dataclasses.replace(CONFIG, eval_users=5)
+    run(tiny_index, tmp_path / "a", config)
+    run(tiny_index, tmp_path / "b", config)
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert holdout_users > 5 and a["n_users_evaluated"] == 5 and a == b  # the same sample every run
+    assert set(a["stderr"]) == {k for k in a["model"] if not k.startswith("coverage")}
+    assert a["stderr"]["ndcg@100"] > 0
+    every = dataclasses.replace(config, eval_users=0)
+    run(tiny_index, tmp_path / "c", every)
+    c = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert c["n_users_evaluated"] == holdout_users
+    assert c["stderr"]["ndcg@100"] < a["stderr"]["ndcg@100"]  # more users, a tighter estimate

@@ -13,7 +13,7 @@ from helpers_train import random_interactions
 from wmf import configfile
 from wmf.config import TrainConfig, TuneConfig
 from wmf.errors import WmfError
-from wmf.interactions import load_holdout, load_train
+from wmf.interactions import load_holdout, load_train, sample_users
 from wmf.tune import (
     BEST,
     PLOT,
@@ -21,7 +21,6 @@ from wmf.tune import (
     n_folds,
     open_study,
     run_trial,
-    sample_users,
     tune,
     validation_split,
 )

@@ -86,6 +86,11 @@ class TrainConfig:
     seed: int = opt(0, "seed of the initial factors")
     init_scale: float = opt(0.01, "standard deviation of the initial factors")
     eval_k: int = opt(20, "cut-off of the validation metrics")
+    eval_users: int = opt(
+        50_000,
+        "held-out users the evaluation scores, a fixed random sample (0: all); the metrics come "
+        "with their standard errors (about 0.0013 Recall@20 at full scale with 50,000)",
+    )
     eval_every: int = opt(0, "evaluate every N iterations (0: only at the end)")
     early_stopping_metric: str = opt(
         "", "stop when this metric (e.g. ndcg@20) has not improved for `patience` evaluations"

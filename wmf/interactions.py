@@ -91,6 +91,16 @@ def load_seen(index_dir: Path) -> tuple[np.ndarray, np.ndarray]:
         return z["indptr"], z["indices"]
 
 
+def sample_users(holdout: Holdout, n: int, seed: int) -> Holdout:
+    """The held-out pairs of a fixed random sample of `n` users (all of them when n is 0)."""
+    users = np.unique(holdout[0])
+    if n <= 0 or n >= len(users):
+        return holdout
+    chosen = np.sort(np.random.default_rng(seed).choice(users, n, replace=False))
+    keep = np.isin(holdout[0], chosen)
+    return holdout[0][keep], holdout[1][keep]
+
+
 def load_all(index_dir: Path) -> Interactions:
     """Every interaction, training and held out, as one CSR: what a refit trains on."""
     train = load_train(index_dir)

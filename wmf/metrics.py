@@ -2,19 +2,23 @@
 
 The top-k lists are computed once at max(ks) (train items excluded) and sliced;
 every metric is then a vectorized reduction over a users x ranks hit matrix.
-Per-user metrics are averaged over users that have held-out items.
+Per-user metrics are averaged over users that have held-out items; beside each
+mean, `<name>_stderr` is its standard error over those users, so a metric
+estimated on a sample of users says how far it may be from the whole's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from wmf.interactions import Interactions
 from wmf.recommend import Array, top_k
 
 DEFAULT_KS = (10, 20, 50, 100)
+STDERR = "_stderr"
 
 
 def evaluate(
@@ -45,22 +49,37 @@ def evaluate_popularity(
 ) -> dict[str, float]:
     """The same metrics for the baseline recommending the most-watched unseen movies.
 
-    Movies are ranked by training count, ties to the lower index; the score is
-    that rank reversed (distinct integers), so top_k needs no tie handling.
+    One global ranking (training count, ties to the lower index), walked per user
+    past the movies they have seen: no per-user scoring of every movie.
     """
     counts = np.bincount(train.indices, minlength=train.n_movies)
-    order = np.lexsort((np.arange(train.n_movies), -counts))
-    rank_score = np.empty(train.n_movies, dtype=np.float32)
-    rank_score[order] = np.arange(train.n_movies, 0, -1, dtype=np.float32)
-    users = np.unique(np.asarray(holdout[0]))
-    items, _ = top_k(
-        np.ones((train.n_users, 1), dtype=np.float32),
-        rank_score[:, None],
-        max(ks),
-        exclude=(train.indptr, train.indices),
-        users=users,
-    )
+    order = np.lexsort((np.arange(train.n_movies), -counts)).astype(np.int32)
+    users = np.unique(np.asarray(holdout[0])).astype(np.int64)
+    items = _first_unseen(order, train.indptr, train.indices, users, max(ks))
     return ranking_metrics(items, users, holdout, train.n_movies, ks)
+
+
+@numba.njit(cache=True, parallel=True)
+def _first_unseen(order, indptr, indices, users, k):
+    """Per user, the first k movies of `order` not in their CSR row (-1 pads a short list)."""
+    out = np.full((users.shape[0], k), -1, np.int32)
+    n_chunks = min(users.shape[0], 64)
+    for c in numba.prange(n_chunks):
+        seen = np.zeros(order.shape[0], np.bool_)
+        for r in range(c * users.shape[0] // n_chunks, (c + 1) * users.shape[0] // n_chunks):
+            u = users[r]
+            for j in range(indptr[u], indptr[u + 1]):
+                seen[indices[j]] = True
+            got = 0
+            for m in order:
+                if got == k:
+                    break
+                if not seen[m]:
+                    out[r, got] = m
+                    got += 1
+            for j in range(indptr[u], indptr[u + 1]):
+                seen[indices[j]] = False
+    return out
 
 
 def ranking_metrics(
@@ -96,10 +115,23 @@ def ranking_metrics(
     for k in ks:
         n_hits = cum_hits[:, k - 1]
         denom = np.minimum(k, n_relevant)
-        metrics[f"recall@{k}"] = float(np.mean(n_hits / denom))
-        metrics[f"ndcg@{k}"] = float(np.mean(dcg[:, k - 1] / ideal[denom]))
-        metrics[f"map@{k}"] = float(np.mean(ap_sum[:, k - 1] / denom))
-        metrics[f"precision@{k}"] = float(np.mean(n_hits / k))
+        per_user = {
+            "recall": n_hits / denom,
+            "ndcg": dcg[:, k - 1] / ideal[denom],
+            "map": ap_sum[:, k - 1] / denom,
+            "precision": n_hits / k,
+        }
+        for name, values in per_user.items():
+            metrics[f"{name}@{k}"] = float(np.mean(values))
+            metrics[f"{name}@{k}{STDERR}"] = (
+                float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+            )
         shown = items[:, :k]
         metrics[f"coverage@{k}"] = float(len(np.unique(shown[shown >= 0])) / n_items)
     return metrics
+
+
+def split_stderr(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(the means, the standard errors by metric name) of one evaluation's metrics."""
+    means = {k: v for k, v in metrics.items() if not k.endswith(STDERR)}
+    return means, {k.removesuffix(STDERR): v for k, v in metrics.items() if k.endswith(STDERR)}

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from wmf.config import TrainConfig
-from wmf.interactions import Holdout, load_all, load_holdout, load_train
+from wmf.interactions import Holdout, load_all, load_holdout, load_train, sample_users
+from wmf.metrics import split_stderr
 from wmf.model import CONFIG_FILE, MODEL_FILE, Callback, MatrixFactorization
 from wmf.store import write_json
 
@@ -38,9 +39,10 @@ def train(
     out = Path(out)
     holdout = load_holdout(index_dir)
     has_holdout = len(holdout[0]) > 0
+    evaluated = sample_users(holdout, config.eval_users, config.seed)
     model = MatrixFactorization(config).fit(
         load_train(index_dir),
-        holdout=holdout if has_holdout else None,
+        holdout=evaluated if has_holdout else None,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
         callback=callback,
@@ -63,7 +65,7 @@ def train(
     model.save(out)
     write_json(out / HISTORY_FILE, history)
     trained = [r for r in history if r["phase"] == "train"]
-    evaluation = _evaluation(holdout, metrics, popularity, len(trained), len(history) - len(trained))
+    evaluation = _evaluation(evaluated, metrics, popularity, len(trained), len(history) - len(trained))
     write_json(out / METRICS_FILE, evaluation)
     seconds = [r["seconds"] for r in trained]
     return {
@@ -78,15 +80,16 @@ def train(
         "iterations": len(trained),
         "refit_iterations": len(history) - len(trained),
         "seconds_per_iteration": statistics.median(seconds) if seconds else None,
-        "metrics": metrics,
-        "popularity": popularity,
+        "metrics": evaluation["model"],
+        "popularity": evaluation["popularity"],
         "evaluated_model": evaluation.get("evaluated_model"),
+        "n_users_evaluated": evaluation.get("n_users_evaluated"),
         "device": str(model.device),
     }
 
 
 def _evaluation(
-    holdout: Holdout,
+    holdout: Holdout,  # the evaluated sample
     metrics: dict[str, float],
     popularity: dict[str, float],
     n_trained: int,
@@ -103,12 +106,14 @@ def _evaluation(
         )
     else:
         described = "the published model, ranked against the held-out interactions it was not trained on"
+    means, stderr = split_stderr(metrics)
     return {
         "evaluated_model": described,
         "refit": n_refit > 0,
-        "ks": sorted({int(name.partition("@")[2]) for name in metrics}),
+        "ks": sorted({int(name.partition("@")[2]) for name in means}),
         "n_users_evaluated": len(np.unique(holdout[0])),
         "n_holdout": len(holdout[0]),
-        "model": metrics,
-        "popularity": popularity,
+        "model": means,
+        "stderr": stderr,
+        "popularity": split_stderr(popularity)[0],
     }

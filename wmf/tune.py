@@ -32,7 +32,7 @@ from wmf import configfile, plots
 from wmf.config import IndexConfig, TrainConfig, TuneConfig
 from wmf.errors import WmfError
 from wmf.index import random_holdout
-from wmf.interactions import Holdout, Interactions, load_train
+from wmf.interactions import Holdout, Interactions, load_train, sample_users
 
 BEST = "best.toml"
 TRIALS = "trials.parquet"
@@ -85,16 +85,6 @@ def n_folds(config: TuneConfig, n_users: int) -> int:
         return config.folds
     wanted = config.validation_users if config.validation_users > 0 else n_users
     return max(1, min(MAX_AUTO_FOLDS, -(-wanted // max(n_users, 1))))
-
-
-def sample_users(holdout: Holdout, n: int, seed: int) -> Holdout:
-    """The validation pairs of a fixed random sample of `n` users (all of them when n is 0)."""
-    users = np.unique(holdout[0])
-    if n <= 0 or n >= len(users):
-        return holdout
-    chosen = np.sort(np.random.default_rng(seed).choice(users, n, replace=False))
-    keep = np.isin(holdout[0], chosen)
-    return holdout[0][keep], holdout[1][keep]
 
 
 def suggest(trial: optuna.Trial, config: TuneConfig) -> dict[str, Any]:
