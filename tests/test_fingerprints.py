@@ -31,9 +31,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = wmf.fingerprints.digest
 
-    def counting(path: Path, progress: bool = False) -> str:
+    def counting(path: Path, on_chunk=None) -> str:
         seen.append(path.name)
-        return real(path, progress)
+        return real(path, on_chunk)
 
     monkeypatch.setattr(wmf.fingerprints, "digest", counting)
     return seen

@@ -115,3 +115,16 @@ def test_perfect_model_scores_one():
     assert m["recall@1"] == m["ndcg@2"] == m["map@2"] == m["precision@1"] == m["coverage@1"] == 1.0
     assert m["recall@1_stderr"] == 0.0
     assert m["precision@2"] == 0.5
+
+
+def test_holdout_order_does_not_matter(random_split):
+    """A user-major holdout takes a one-pass shortcut; a shuffled one must give the same metrics."""
+    train, _, (users, items) = random_split
+    rng = np.random.default_rng(5)
+    factors_u, factors_i = rng.standard_normal((train.shape[0], 4)), rng.standard_normal((train.shape[1], 4))
+    shuffle = rng.permutation(len(users))
+    sorted_metrics = evaluate(factors_u, factors_i, interactions(train), (users, items), ks=KS)
+    shuffled = evaluate(factors_u, factors_i, interactions(train), (users[shuffle], items[shuffle]), ks=KS)
+    assert shuffled == sorted_metrics
+    popular = evaluate_popularity(interactions(train), (users[shuffle], items[shuffle]), ks=KS)
+    assert popular == evaluate_popularity(interactions(train), (users, items), ks=KS)

@@ -6,8 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from wmf.config import TrainConfig

@@ -10,9 +10,13 @@ used but not kept, so the next run hashes it again.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from wmf.store import digest, read_json, write_json
 
@@ -31,17 +35,33 @@ class FingerprintCache:
         except (OSError, ValueError):
             self.entries = {}  # none yet, or unreadable: hash again, never fail a run for it
 
-    def get(self, file: Path) -> str:
-        st = file.stat()
-        key, identity = str(file.resolve()), [st.st_size, st.st_mtime_ns, st.st_ino]
-        entry = self.entries.get(key)
-        if not self.rehash and entry is not None and entry.get("identity") == identity:
-            return entry["digest"]
-        value = digest(file, progress=True)
-        self.hashed.append(file)
-        if time.time_ns() - st.st_mtime_ns > _SETTLE_NS and file.stat().st_mtime_ns == st.st_mtime_ns:
-            self.entries[key] = {"identity": identity, "digest": value}
-        return value
+    def get_all(self, files: list[Path]) -> list[str]:
+        """The digests of `files`, hashing in parallel threads only those not known unchanged."""
+        stats = [f.stat() for f in files]
+        keys = [str(f.resolve()) for f in files]
+        identities = [[st.st_size, st.st_mtime_ns, st.st_ino] for st in stats]
+        known = [None if self.rehash else self.entries.get(k) for k in keys]
+        todo = [i for i, e in enumerate(known) if e is None or e.get("identity") != identities[i]]
+        values = [e["digest"] if e is not None else "" for e in known]
+        size = sum(stats[i].st_size for i in todo)
+        # disable=None: a bar on a terminal only (a nightly log gets the stage's own lines)
+        with (
+            tqdm(
+                total=size,
+                unit="B",
+                unit_scale=True,
+                desc="hashing raw files",
+                disable=None if todo else True,
+            ) as bar,
+            ThreadPoolExecutor(max(1, min(len(todo), os.cpu_count() or 1))) as pool,
+        ):
+            for i, value in zip(todo, pool.map(lambda i: digest(files[i], bar.update), todo), strict=True):
+                values[i] = value
+                self.hashed.append(files[i])
+                settled = time.time_ns() - stats[i].st_mtime_ns > _SETTLE_NS
+                if settled and files[i].stat().st_mtime_ns == stats[i].st_mtime_ns:
+                    self.entries[keys[i]] = {"identity": identities[i], "digest": value}
+        return values
 
     def save(self) -> None:
         """Write the entries (atomically) when a file was hashed; a no-op otherwise."""

@@ -103,7 +103,8 @@ def _inputs(stage: str, data: Path, raw: Path | None, rehash: bool = False) -> d
             raise MissingInputError("the ingest stage needs --raw RAW")
         files = find_inputs(Path(raw))
         known = FingerprintCache(store.stage_root(Path(data), DIRECTORY["ingest"]) / FINGERPRINTS, rehash)
-        inputs = {str(p.relative_to(raw)): known.get(p) for group in files.values() for p in group}
+        paths = [p for group in files.values() for p in group]
+        inputs = dict(zip((str(p.relative_to(raw)) for p in paths), known.get_all(paths), strict=True))
         known.save()
         return inputs
     upstream = latest_manifest(data, UPSTREAM[stage])

@@ -14,10 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from wmf.config import TrainConfig
-from wmf.interactions import Holdout, load_all, load_holdout, load_train, sample_users
+from wmf.interactions import Holdout, distinct, load_all, load_holdout, load_train, sample_users
 from wmf.metrics import split_stderr
 from wmf.model import CONFIG_FILE, MODEL_FILE, Callback, MatrixFactorization
 from wmf.store import write_json
@@ -111,7 +109,7 @@ def _evaluation(
         "evaluated_model": described,
         "refit": n_refit > 0,
         "ks": sorted({int(name.partition("@")[2]) for name in means}),
-        "n_users_evaluated": len(np.unique(holdout[0])),
+        "n_users_evaluated": len(distinct(holdout[0])),
         "n_holdout": len(holdout[0]),
         "model": means,
         "stderr": stderr,
