@@ -89,7 +89,7 @@ class TrainConfig:
     eval_users: int = opt(
         50_000,
         "held-out users the evaluation scores, a fixed random sample (0: all); the metrics come "
-        "with their standard errors (about 0.0013 Recall@20 at full scale with 50,000)",
+        "with their standard errors (0.0010 Recall@20 at full scale with 50,000)",
     )
     eval_every: int = opt(0, "evaluate every N iterations (0: only at the end)")
     early_stopping_metric: str = opt(
