@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,28 +215,36 @@ def _write_recommendations(
         rated = (indptr[lo : hi + 1] - indptr[lo], indices[indptr[lo] : indptr[hi]])
         return user_factors[lo:hi], movie_factors, rated, user_ids[lo:hi], config.top_k, scoring
 
+    def table(owner: np.ndarray, rank: np.ndarray, movie_idx: np.ndarray, score: np.ndarray) -> pa.Table:
+        taken = pa.array(movie_idx)
+        columns = {
+            "user_id": owner,
+            "rank": rank,
+            "movie_id": movie_ids[movie_idx],
+            "score": score,
+            "title": movie_columns["title"].take(taken),
+            "year": movie_columns["year"].take(taken),
+        }
+        return pa.table(columns, schema=schema)
+
     starts = list(range(0, n_users, config.batch_users))
     n_rows = 0
     bar = tqdm(total=len(starts), disable=not progress, desc="recommendations", unit="batch")
-    with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
+    # One writer thread, one batch behind: compressing a batch overlaps scoring the next
+    # (pyarrow and the scoring kernels release the GIL); batches are written in order.
+    with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer, ThreadPoolExecutor(1) as pool:
+        pending: Future[None] | None = None
         for window in range(0, len(starts), _WINDOW):
             jobs = [job(lo) for lo in starts[window : window + _WINDOW]]
-            for owner, rank, movie_idx, score in mapper(_score_batch, jobs):
-                taken = pa.array(movie_idx)
-                batch = pa.table(
-                    {
-                        "user_id": owner,
-                        "rank": rank,
-                        "movie_id": movie_ids[movie_idx],
-                        "score": score,
-                        "title": movie_columns["title"].take(taken),
-                        "year": movie_columns["year"].take(taken),
-                    },
-                    schema=schema,
-                )
-                writer.write_table(batch)
+            for rows in mapper(_score_batch, jobs):
+                batch = table(*rows)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_table, batch)
                 n_rows += batch.num_rows
                 bar.update()
+        if pending is not None:
+            pending.result()
     bar.close()
     return n_rows
 
