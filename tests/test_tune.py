@@ -18,6 +18,7 @@ from wmf.tune import (
     BEST,
     PLOT,
     TRIALS,
+    TrialJob,
     n_folds,
     open_study,
     run_trial,
@@ -59,28 +60,28 @@ def test_folds_are_independent_splits_and_their_number_follows_the_validation_us
     assert n_folds(dataclasses.replace(auto, folds=2), 48_000) == 2
 
 
-def test_a_trial_is_judged_by_the_mean_of_its_folds(tiny_index, tmp_path):
-    from wmf.tune import TrialJob
+def job_of(index, journal, trial: optuna.Trial, train: TrainConfig, search: TuneConfig) -> TrialJob:
+    """The job of an asked trial, as the search loop builds it."""
+    return TrialJob(
+        str(index),
+        str(journal),
+        "wmf-tune",
+        trial._trial_id,
+        trial.number,
+        dataclasses.asdict(train),
+        dataclasses.asdict(search),
+    )
 
+
+def test_a_trial_is_judged_by_the_mean_of_its_folds(tiny_index, tmp_path):
     search = dataclasses.replace(SEARCH, folds=3)
     journal = tmp_path / "study.journal"
     study = open_study(journal, "wmf-tune", search)
     train = dataclasses.replace(BASE, iterations=3, eval_every=1, early_stopping_metric="ndcg@100", factors=8)
 
     def trial_of(folds: int) -> dict:
-        trial = study.ask()
         config = dataclasses.replace(search, folds=folds)
-        return run_trial(
-            TrialJob(
-                str(tiny_index),
-                str(journal),
-                "wmf-tune",
-                trial._trial_id,
-                trial.number,
-                dataclasses.asdict(train),
-                dataclasses.asdict(config),
-            )
-        )
+        return run_trial(job_of(tiny_index, journal, study.ask(), train, config))
 
     three, one = trial_of(3), trial_of(1)
     assert three["state"] == "COMPLETE" and three["folds"] == 3 and three["iterations"] == 9
@@ -166,23 +167,12 @@ def test_trials_never_see_the_evaluation_holdout(tiny_index, tmp_path, monkeypat
 
 
 def test_a_trial_stops_at_the_first_iteration_the_pruner_rejects(tiny_index, tmp_path, monkeypatch):
-    from wmf.tune import TrialJob
-
     # a pruner that rejects every value above 0, in place of the median pruner
     monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **_: optuna.pruners.ThresholdPruner(upper=0.0))
     journal = tmp_path / "study.journal"
     trial = open_study(journal, "wmf-tune", SEARCH).ask()
     train = dataclasses.replace(BASE, iterations=4, eval_every=1, early_stopping_metric="ndcg@100", factors=8)
-    job = TrialJob(
-        str(tiny_index),
-        str(journal),
-        "wmf-tune",
-        trial._trial_id,
-        trial.number,
-        dataclasses.asdict(train),
-        dataclasses.asdict(SEARCH),
-    )
-    result = run_trial(job)
+    result = run_trial(job_of(tiny_index, journal, trial, train, SEARCH))
     assert result["state"] == "PRUNED" and result["iterations"] == 1 and result["value"] > 0
 
 
