@@ -395,6 +395,11 @@ def test_index_output_is_pinned(tiny_index):
     assert index_digest(tiny_index) == "3905804da741ef457cb8b2ea2fc86ff7"
 
 
+def test_a_negative_id_names_the_file_and_the_column(tmp_path):
+    with pytest.raises(WmfError, match=r"ratings\.parquet: column user_id holds a negative id, -4"):
+        build(tmp_path, [*TINY, (10, -4, 3, D)])
+
+
 def test_csr_is_valid_on_random_data(tmp_path):
     rows = random_rows(5, n_users=80, n_movies=50)
     out, _ = build(tmp_path, rows, IndexConfig(holdout="random"))

@@ -87,13 +87,14 @@ def train(
 
 
 def _evaluation(
-    holdout: Holdout,  # the evaluated sample
+    evaluated: Holdout,
     metrics: dict[str, float],
     popularity: dict[str, float],
     n_trained: int,
     n_refit: int,
 ) -> dict[str, Any]:
-    """metrics.json: the held-out metrics and, in words, which model they describe."""
+    """metrics.json: the held-out metrics of the `evaluated` pairs (a sample of users' holdouts)
+    and, in words, which model they describe."""
     if not metrics:
         return {"model": {}, "popularity": {}}
     if n_refit:
@@ -109,8 +110,8 @@ def _evaluation(
         "evaluated_model": described,
         "refit": n_refit > 0,
         "ks": sorted({int(name.partition("@")[2]) for name in means}),
-        "n_users_evaluated": len(distinct(holdout[0])),
-        "n_holdout": len(holdout[0]),
+        "n_users_evaluated": len(distinct(evaluated[0])),
+        "n_holdout": len(evaluated[0]),
         "model": means,
         "stderr": stderr,
         "popularity": split_stderr(popularity)[0],
