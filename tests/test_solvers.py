@@ -7,7 +7,7 @@ import torch
 from helpers_train import random_interactions
 
 from wmf.objective import NumbaOps, Objective, TorchOps, regularization_weights
-from wmf.solvers import als_half_step, als_sweep, gradient_step, make_optimizer
+from wmf.solvers import als_half_step, als_sweep, fold_in_rows, gradient_step, make_optimizer
 
 
 @pytest.fixture(params=["numba", "torch"])
@@ -87,3 +87,22 @@ def test_gradient_solvers_decrease_loss(name):
     for _ in range(30):
         gradient_step(objective, U, V, optimizer)
     assert objective.loss(U, V) < 0.8 * start
+
+
+@pytest.mark.parametrize("side", ["users", "movies"])
+def test_fold_in_solves_rows_as_the_exact_half_step_does(ops_cls, side):
+    """A folded-in row is the exact least-squares answer, whatever it held before."""
+    ops, objective, U, V = setup(ops_cls, scale=True)
+    als_sweep(ops, objective, U, V, "cholesky", 3)
+    X = U if side == "users" else V
+    rows = torch.tensor([0, 7, 41, len(X) - 1])
+    expected_U, expected_V = U.clone(), V.clone()
+    als_half_step(ops, objective, expected_U, expected_V, side, "cholesky", cg_steps=3)
+    expected = (expected_U if side == "users" else expected_V)[rows]
+    X[rows] = 0.0
+    before = X.clone()
+    fold_in_rows(ops, objective, U, V, side, rows)
+    torch.testing.assert_close(X[rows], expected)
+    others = torch.ones(len(X), dtype=torch.bool)
+    others[rows] = False
+    assert torch.equal(X[others], before[others])

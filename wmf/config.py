@@ -51,6 +51,11 @@ class IndexConfig:
         5, "only users with at least this many interactions get held-out pairs"
     )
     split_seed: int = opt(0, "seed of the random holdout")
+    until: str = opt(
+        "",
+        "YYYY-MM-DD: leave out ratings dated after this day, to rebuild any night of the "
+        "timeline (empty: every rating)",
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,17 @@ class TrainConfig:
     )
     refit_iterations: int = opt(
         5, "ALS sweeps (or gradient steps) of the refit, warm-started from the evaluated model"
+    )
+    warm_start: bool = opt(
+        True,
+        "start from the published model when it has the same factors: users and movies matched "
+        "by id, new ones folded in by one exact solve, then `warm_iterations` sweeps",
+    )
+    warm_iterations: int = opt(3, "ALS sweeps of a warm start, in each of the evaluated and the refit model")
+    fold_in_only: bool = opt(
+        False,
+        "no sweeps: fold new movies, then new users and users whose ratings changed in number, "
+        "into the published model by one exact solve each (needs a published model)",
     )
 
 

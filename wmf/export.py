@@ -29,6 +29,7 @@ from tqdm import tqdm
 import wmf
 from wmf import store
 from wmf.config import ExportConfig
+from wmf.drift import drift
 from wmf.interactions import load_seen
 from wmf.recommend import similar_items, top_k
 
@@ -40,6 +41,7 @@ USER_EMBEDDINGS = "user_embeddings.parquet"
 MOVIE_EMBEDDINGS = "movie_embeddings.parquet"
 SIMILAR_MOVIES = "similar_movies.parquet"
 METRICS = "metrics.json"
+DRIFT = "drift.json"
 COMPRESSION = "zstd"
 _WINDOW = 8  # batches handed to the mapper at once: bounds memory under Dask too
 
@@ -63,8 +65,12 @@ def export(
     progress: bool = True,
     run_id: str | None = None,
     mapper: Mapper = map,
+    previous: Path | None = None,
 ) -> dict[str, Any]:
-    """Write recommendations, embeddings, similar movies and metrics into `out`."""
+    """Write recommendations, embeddings, similar movies, metrics and drift into `out`.
+
+    `previous`: the previously published export, which drift.json compares against.
+    """
     index_dir, train_dir, out = Path(index_dir), Path(train_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     users = pq.read_table(index_dir / "users.parquet").sort_by("user_idx")
@@ -118,6 +124,8 @@ def export(
         "factors": int(user_factors.shape[1]),
         "tables": {name.removesuffix(".parquet"): {"path": name, "rows": n} for name, n in rows.items()},
     }
+    summary["drift"] = drift(previous, out, RECOMMENDATIONS, USER_EMBEDDINGS, MOVIE_EMBEDDINGS)
+    store.write_json(out / DRIFT, summary["drift"])
     metrics = store.read_json(train_dir / METRICS) if (train_dir / METRICS).is_file() else {}
     if metrics.get("model"):
         store.write_json(out / METRICS, metrics)

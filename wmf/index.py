@@ -18,6 +18,7 @@ Design (full scale: 100 M ratings in well under a minute on 2 cores):
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
 
     bar = tqdm(total=4, desc="index", unit="step", disable=not progress)
     bar.set_postfix_str("read")
-    n_ratings_in = pl.scan_parquet(ratings_path).select(pl.len()).collect().item()
-    rows = _read_interactions(ratings_path, config.min_rating, config.holdout == "temporal")
+    ratings = _scan_ratings(ratings_path, config.until)
+    n_ratings_in = ratings.select(pl.len()).collect().item()
+    rows = _read_interactions(ratings, ratings_path, config.min_rating, config.holdout == "temporal")
     n_interactions_raw = len(rows.key)
     bar.update()
 
@@ -74,7 +76,7 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
 
     bar.set_postfix_str("write")
     counts = _write_outputs(
-        rows, starts, held, _below_min_rating(rows, ratings_path, config.min_rating), ingest_dir / MOVIES, out
+        rows, starts, held, _below_min_rating(rows, ratings, config.min_rating), ingest_dir / MOVIES, out
     )
     bar.update()
     bar.close()
@@ -100,6 +102,22 @@ def _check_config(config: IndexConfig) -> None:
         raise WmfError(f"holdout_fraction must be in (0, 1), got {config.holdout_fraction}")
     if config.holdout not in ("none", "random", "temporal", "probe"):
         raise WmfError(f"unknown holdout {config.holdout!r}")
+    if config.until:
+        until_date(config.until)
+
+
+def until_date(until: str) -> datetime.date:
+    """The last day `--until` keeps; a clear error for anything but YYYY-MM-DD."""
+    try:
+        return datetime.date.fromisoformat(until)
+    except ValueError:
+        raise WmfError(f"until must be a date as YYYY-MM-DD, got {until!r}") from None
+
+
+def _scan_ratings(path: Path, until: str) -> pl.LazyFrame:
+    """The ratings the index sees: those dated up to `until` (all when it is empty)."""
+    lf = pl.scan_parquet(path)
+    return lf.filter(pl.col("date") <= until_date(until)) if until else lf
 
 
 @dataclass
@@ -168,12 +186,12 @@ class _Rows:
             self.date = self.date[keep]
 
 
-def _read_interactions(path: Path, min_rating: int, with_date: bool) -> _Rows:
+def _read_interactions(ratings: pl.LazyFrame, path: Path, min_rating: int, with_date: bool) -> _Rows:
     """Read ratings >= min_rating with dense ids, sorted by (user_idx, movie_idx)."""
     columns = [pl.col("user_id", "movie_id", "rating")]
     if with_date:
         columns.append(pl.col("date").cast(pl.Int32))
-    df = pl.scan_parquet(path).filter(pl.col("rating") >= min_rating).select(columns).collect()
+    df = ratings.filter(pl.col("rating") >= min_rating).select(columns).collect()
     user_ids, user_idx = _dense(df.get_column("user_id").cast(pl.Int32).to_numpy(), path, "user_id")
     movie_ids, movie_idx = _dense(df.get_column("movie_id").cast(pl.Int32).to_numpy(), path, "movie_id")
     order, key = _sort_pairs(user_idx, movie_idx, len(user_ids), len(movie_ids))
@@ -388,15 +406,11 @@ def _probe_mask(rows: _Rows, probe_path: Path) -> np.ndarray:
     return held
 
 
-def _below_min_rating(rows: _Rows, ratings_path: Path, min_rating: int) -> np.ndarray:
+def _below_min_rating(rows: _Rows, ratings: pl.LazyFrame, min_rating: int) -> np.ndarray:
     """Sorted pair keys of the indexed users' ratings below min_rating, on indexed movies."""
     if min_rating <= 1:
         return np.zeros(0, np.int64)
-    lf = (
-        pl.scan_parquet(ratings_path)
-        .filter(pl.col("rating") < min_rating)
-        .select(pl.col("user_id", "movie_id").cast(pl.Int32))
-    )
+    lf = ratings.filter(pl.col("rating") < min_rating).select(pl.col("user_id", "movie_id").cast(pl.Int32))
     low = _with_idx(lf, pl.Series("user_id", rows.user_ids), pl.Series("movie_id", rows.movie_ids)).collect()
     return np.unique(_pair_key(low["user_idx"].to_numpy(), low["movie_idx"].to_numpy(), rows.n_movies))
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from wmf.config import TrainConfig
 from wmf.interactions import Holdout
 from wmf.objective import InteractionsLike, Objective, make_ops, regularization_weights
-from wmf.solvers import als_sweep, gradient_step, make_optimizer
+from wmf.solvers import als_sweep, fold_in_rows, gradient_step, make_optimizer
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -92,11 +92,13 @@ class MatrixFactorization:
         init: tuple[torch.Tensor, torch.Tensor] | None = None,
         iterations: int | None = None,
         phase: str = "train",
+        fold_in: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> MatrixFactorization:
         """Run `iterations` (default: the config's) from random factors or from `init` (U, V).
 
         Each history record carries `phase` ("train", or "refit" for a model continued
-        on more data), so one history can hold both.
+        on more data), so one history can hold both. `fold_in` (user rows, movie rows):
+        rows of `init` that are new, each solved exactly first (movies, users, movies again).
         """
         cfg = self.config
         n_iter = cfg.iterations if iterations is None else iterations
@@ -127,6 +129,11 @@ class MatrixFactorization:
         self.history, start = [], 0
         if checkpoint_dir is not None:
             start = self._resume(Path(checkpoint_dir), optimizer)
+        if fold_in is not None and start == 0:
+            users, movies = (torch.as_tensor(rows, dtype=torch.int64) for rows in fold_in)
+            with ops.exclusive():  # movies again: one rated only by new users had no one to solve against
+                for side, rows in (("movies", movies), ("users", users), ("movies", movies)):
+                    fold_in_rows(ops, objective, self.U, self.V, side, rows)
 
         evaluate = _evaluator(train, holdout, eval_ks(cfg))
         best, bad_evals = _early_stopping_state(self.history, cfg.early_stopping_metric)
@@ -172,13 +179,19 @@ class MatrixFactorization:
         return self
 
     # -- persistence -----------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        """model.safetensors (factors, config and shapes in its metadata) + config.json."""
+    def save(self, directory: Path, ids: dict[str, np.ndarray] | None = None) -> None:
+        """model.safetensors (factors, config and shapes in its metadata) + config.json.
+
+        `ids`: arrays stored beside the factors (the original user and movie ids, so the
+        next night's warm start can match rows whatever their indexes have become).
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {"user_factors": self.U, "movie_factors": self.V}
+        tensors = {k: v.detach().cpu().float() for k, v in tensors.items()}
+        tensors.update({k: torch.from_numpy(np.array(v)) for k, v in (ids or {}).items()})
         save_file(
-            {k: v.detach().cpu().float().contiguous() for k, v in tensors.items()},
+            {k: v.contiguous() for k, v in tensors.items()},
             directory / MODEL_FILE,
             metadata={"config": json.dumps(dataclasses.asdict(self.config))},
         )

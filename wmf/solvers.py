@@ -117,6 +117,47 @@ def als_half_step(
         cholesky_rows(crow, col, conf, Y, G, w0, lam, X)
 
 
+def fold_in_rows(
+    ops: SparseOps, objective: Objective, U: torch.Tensor, V: torch.Tensor, side: str, rows: torch.Tensor
+) -> None:
+    """One exact least-squares solve of `rows` of one side against the other side's factors.
+
+    Users or movies new to a warm-started model have no factors yet; each gets, at the cost
+    of its own interactions only, the value an ALS half-step would converge to.
+    """
+    if len(rows) == 0:
+        return
+    crow, col, conf = ops.csr("users")  # user-major: cheap on every backend
+    rows = rows.to(crow.device)
+    if side == "users":
+        counts = crow[rows + 1] - crow[rows]
+        sub_crow = torch.zeros(len(rows) + 1, dtype=torch.int64, device=crow.device)
+        sub_crow[1:] = torch.cumsum(counts, 0)
+        n = int(sub_crow[-1])
+        pos = torch.repeat_interleave(crow[rows] - sub_crow[:-1], counts, output_size=n)
+        pos += torch.arange(n, device=crow.device)
+        sub_col, sub_conf = col[pos], conf[pos]
+        G, lam, X, Y = V.T @ V, objective.lam_users, U, V
+    else:
+        local = torch.full((V.shape[0],), -1, dtype=torch.int64, device=crow.device)
+        local[rows] = torch.arange(len(rows), device=crow.device)
+        pos = torch.nonzero(local[col] >= 0).flatten()
+        movie = local[col[pos]]
+        order = torch.argsort(movie, stable=True)
+        pos = pos[order]
+        sub_col = torch.searchsorted(crow, pos, right=True) - 1  # the user of each interaction
+        sub_conf = conf[pos]
+        sub_crow = torch.zeros(len(rows) + 1, dtype=torch.int64, device=crow.device)
+        sub_crow[1:] = torch.cumsum(torch.bincount(movie, minlength=len(rows)), 0)
+        G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
+    solved = torch.zeros(len(rows), X.shape[1], dtype=X.dtype, device=X.device)
+    rows = rows.to(X.device)
+    cholesky_rows(
+        sub_crow.to(X.device), sub_col.to(X.device), sub_conf.to(X.device), Y, G, ops.w0, lam[rows], solved
+    )
+    X[rows] = solved
+
+
 def als_sweep(
     ops: SparseOps, objective: Objective, U: torch.Tensor, V: torch.Tensor, solve: str, steps: int
 ) -> None:

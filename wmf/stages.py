@@ -51,8 +51,9 @@ MODULES: dict[str, tuple[str, ...]] = {
         "wmf.objective",
         "wmf.metrics",
         "wmf.recommend",
+        "wmf.warmstart",
     ),
-    "export": ("wmf.export", "wmf.interactions", "wmf.recommend", "wmf.plots"),
+    "export": ("wmf.export", "wmf.drift", "wmf.interactions", "wmf.recommend", "wmf.plots"),
 }
 MODULES["tune"] = ("wmf.tune", "wmf.configfile", *MODULES["train"], "wmf.index", "wmf.plots")
 LOSS_CURVE = "loss_curve.png"
@@ -95,14 +96,15 @@ def latest_manifest(data: Path, stage: str) -> dict[str, Any]:
     return store.read_manifest(store.latest_dir(Path(data), DIRECTORY[stage]))
 
 
-def _inputs(stage: str, data: Path, raw: Path | None, rehash: bool = False) -> dict[str, Any]:
+def _inputs(stage: str, data: Path, raw: Path | None, config: PipelineConfig) -> dict[str, Any]:
     if stage == "ingest":
         from wmf.ingest import find_inputs
 
         if raw is None:
             raise MissingInputError("the ingest stage needs --raw RAW")
         files = find_inputs(Path(raw))
-        known = FingerprintCache(store.stage_root(Path(data), DIRECTORY["ingest"]) / FINGERPRINTS, rehash)
+        root = store.stage_root(Path(data), DIRECTORY["ingest"])
+        known = FingerprintCache(root / FINGERPRINTS, config.ingest.rehash)
         paths = [p for group in files.values() for p in group]
         inputs = dict(zip((str(p.relative_to(raw)) for p in paths), known.get_all(paths), strict=True))
         known.save()
@@ -111,7 +113,37 @@ def _inputs(stage: str, data: Path, raw: Path | None, rehash: bool = False) -> d
     inputs = {UPSTREAM[stage]: upstream["key"]}
     if stage == "export":
         inputs["index"] = upstream["inputs"]["index"]
+        inputs["previous_export"] = _previous(Path(data), "export", upstream["key"], "previous_export")
+    if stage == "train" and (config.train.warm_start or config.train.fold_in_only):
+        inputs["warm_start"] = _warm_source(Path(data), upstream["key"], config.train.factors)
     return inputs
+
+
+def _previous(data: Path, stage: str, upstream_key: str, field: str) -> str | None:
+    """The key of the published output of `stage` that one built on `upstream_key` follows.
+
+    That is the published output, unless it was itself built on this very upstream (a
+    rerun, or other options on the same night): then the one it followed (its `field`
+    input), so that an unchanged rerun keeps its key. One pruned since is none.
+    """
+    try:
+        latest = latest_manifest(data, stage)
+    except MissingInputError:
+        return None
+    same_night = latest["inputs"][UPSTREAM[stage]] == upstream_key
+    source = latest["inputs"].get(field) if same_night else latest["key"]
+    if source is None or not store.is_complete(store.output_dir(data, DIRECTORY[stage], source)):
+        return None
+    return source
+
+
+def _warm_source(data: Path, index_key: str, factors: int) -> str | None:
+    """The published model a train on `index_key` starts from: None for a cold start."""
+    source = _previous(data, "train", index_key, "warm_start")
+    if source is None:
+        return None
+    manifest = store.read_manifest(store.output_dir(data, DIRECTORY["train"], source))
+    return source if manifest["config"]["factors"] == factors else None
 
 
 def _params(stage: str, config: PipelineConfig) -> dict[str, Any]:
@@ -125,7 +157,7 @@ def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None
     """Compute the stage's cache key from its code, parameters and input fingerprints."""
     params = _params(stage, config)
     keyed = {k: v for k, v in params.items() if k not in KEY_EXCLUDED.get(stage, ())}
-    inputs = _inputs(stage, Path(data), raw, rehash=config.ingest.rehash)
+    inputs = _inputs(stage, Path(data), raw, config)
     key = store.fingerprint_json(
         {"stage": stage, "code": code_version(stage), "config": keyed, "inputs": inputs}
     )[:16]
@@ -224,16 +256,20 @@ def _core(
         src = _upstream_dir(plan, "index")
         ckpt = _checkpoints(plan)
         callback = None if on_iteration is None else lambda _model, record: on_iteration(record)
+        warm = plan.inputs.get("warm_start")
+        warm_from = None if warm is None else store.output_dir(Path(plan.data), DIRECTORY["train"], warm)
         return lambda out, progress: train(
-            src, out, c, checkpoint_dir=ckpt, progress=progress, callback=callback
+            src, out, c, checkpoint_dir=ckpt, progress=progress, callback=callback, warm_from=warm_from
         )
     if plan.stage == "export":
         from wmf.export import export
 
         c = cfg.ExportConfig(**plan.config)
         index_dir, train_dir = _upstream_dir(plan, "index"), _upstream_dir(plan, "train")
+        before = plan.inputs.get("previous_export")
+        previous = None if before is None else store.output_dir(Path(plan.data), DIRECTORY["export"], before)
         return lambda out, progress: export(
-            index_dir, train_dir, out, c, progress=progress, mapper=mapper or map
+            index_dir, train_dir, out, c, progress=progress, mapper=mapper or map, previous=previous
         )
     if plan.stage == "tune":
         from wmf.tune import tune
@@ -270,6 +306,7 @@ def execute(
         summary = core(tmp, progress)
         if plan.stage == "train":
             summary["resumed_from_iteration"] = resumed_from
+            summary["warm_start_from"] = plan.inputs.get("warm_start")
         if plan.stage == "export":
             history = store.read_json(_upstream_dir(plan, "train") / "history.json")
             if plots.loss_curve(history, tmp / LOSS_CURVE):

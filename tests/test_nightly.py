@@ -1,0 +1,147 @@
+"""The nightly cycle on tiny generated data: replayed nights, warm starts, fold-in and drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from safetensors.numpy import load_file
+
+from wmf import stages, store
+from wmf.config import IndexConfig, PipelineConfig
+from wmf.drift import drift
+from wmf.errors import WmfError
+from wmf.index import build_index
+
+NIGHT_1, NIGHT_2 = "2005-06-30", "2005-09-30"
+
+
+def night(data: Path, raw: Path, **options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One night as the pipeline flow runs it, without Prefect: plan, build if new, publish."""
+    config = PipelineConfig.from_dict(options)
+    manifests = {}
+    for stage in stages.STAGES:
+        plan = stages.plan(stage, data, config, raw)
+        if not plan.is_built:
+            stages.execute(plan, progress=False)
+        manifests[stage] = stages.publish(plan, keep=5)
+    return manifests
+
+
+def model(data: Path, train: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The tensors of a published train output (factors, ids)."""
+    return load_file(store.output_dir(data, "train", train["key"]) / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def nights(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    data = tmp_path_factory.mktemp("nightly")
+    first = night(data, tiny_raw, index={"until": NIGHT_1})
+    second = night(data, tiny_raw, index={"until": NIGHT_2})
+    return {"data": data, "first": first, "second": second}
+
+
+def test_until_leaves_out_later_ratings(tiny_raw: Path, nights: dict[str, Any]) -> None:
+    ratings = pl.read_parquet(Path(nights["first"]["ingest"]["outputs"]["ratings"]["path"]))
+    for name, until in (("first", NIGHT_1), ("second", NIGHT_2)):
+        expected = ratings.filter(pl.col("date") <= pl.lit(until).str.to_date()).height
+        assert nights[name]["index"]["summary"]["n_ratings_in"] == expected
+    assert nights["first"]["index"]["summary"]["n_ratings_in"] < ratings.height
+    ingest_dir = Path(nights["first"]["ingest"]["outputs"]["ratings"]["path"]).parent
+    with pytest.raises(WmfError, match="until must be a date as YYYY-MM-DD, got '30/06/2005'"):
+        build_index(ingest_dir, nights["data"] / "unused", IndexConfig(until="30/06/2005"), progress=False)
+
+
+def test_warm_start_is_taken_recorded_and_keeps_reruns_cached(tiny_raw: Path, nights: dict[str, Any]) -> None:
+    first, second = nights["first"]["train"], nights["second"]["train"]
+    assert first["summary"]["warm_start_from"] is None  # nothing published before the first night
+    assert second["inputs"]["warm_start"] == second["summary"]["warm_start_from"] == first["key"]
+    assert second["summary"]["iterations"] == second["summary"]["refit_iterations"] == 3
+    before, after = model(nights["data"], first), model(nights["data"], second)
+    assert second["summary"]["fold_in"] == {
+        "users_new": len(np.setdiff1d(after["user_ids"], before["user_ids"])),
+        "users_dropped": 0,
+        "users_folded_in": len(np.setdiff1d(after["user_ids"], before["user_ids"])),
+        "movies_new": len(np.setdiff1d(after["movie_ids"], before["movie_ids"])),
+        "movies_dropped": 0,
+    }
+    assert second["summary"]["fold_in"]["users_new"] > 0 and second["summary"]["fold_in"]["movies_new"] > 0
+    config = PipelineConfig.from_dict({"index": {"until": NIGHT_2}})
+    for stage in stages.STAGES:  # the same night again: every stage keeps its key, so is cached
+        assert stages.plan(stage, nights["data"], config, tiny_raw).key == nights["second"][stage]["key"]
+    options = {"index": {"until": NIGHT_2}, "train": {"warm_start": False}}
+    cold = stages.plan("train", nights["data"], PipelineConfig.from_dict(options))
+    assert "warm_start" not in cold.inputs and cold.key != second["key"]
+
+
+def test_fold_in_only_solves_new_and_changed_users_into_the_published_model(
+    tiny_raw: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(WmfError, match="--fold-in-only needs a published model"):
+        night(data, tiny_raw, index={"until": NIGHT_1}, train={"fold_in_only": True})
+    first = night(data, tiny_raw, index={"until": NIGHT_1})["train"]
+    second = night(data, tiny_raw, index={"until": NIGHT_2}, train={"fold_in_only": True})["train"]
+    assert second["summary"]["iterations"] == 0 and second["summary"]["warm_start_from"] == first["key"]
+    before, after = model(data, first), model(data, second)
+    kept = np.isin(after["movie_ids"], before["movie_ids"])
+    assert np.array_equal(after["movie_factors"][kept], before["movie_factors"])  # published ones kept
+    assert np.abs(after["movie_factors"][~kept]).sum(1).min() > 0  # new movies solved in
+    position = np.searchsorted(before["user_ids"], after["user_ids"]).clip(max=len(before["user_ids"]) - 1)
+    known = before["user_ids"][position] == after["user_ids"]
+    same = known & (before["user_counts"][position] == after["user_counts"])
+    assert np.array_equal(after["user_factors"][same], before["user_factors"][position[same]])
+    refolded = ~same
+    assert refolded.sum() == second["summary"]["fold_in"]["users_folded_in"] > (~known).sum() > 0
+    assert not np.allclose(
+        after["user_factors"][refolded & known], before["user_factors"][position[refolded & known]]
+    )
+
+
+def test_drift_compares_with_the_previous_export(nights: dict[str, Any]) -> None:
+    first, second = (
+        nights["first"]["export"]["summary"]["drift"],
+        nights["second"]["export"]["summary"]["drift"],
+    )
+    assert first["previous_run"] is None and first["rbo"] is None and first["scores"]["previous"] is None
+    assert second["previous_run"] == nights["first"]["export"]["key"]
+    users = pl.read_parquet(Path(nights["first"]["export"]["outputs"]["user_embeddings"]["path"]))
+    assert second["users_compared"] == users.height  # no user vanished in between
+    assert second["new_users"] == nights["second"]["train"]["summary"]["fold_in"]["users_new"]
+    assert 0 < second["rbo"] < 1 and 0 < second["jaccard@10"] < 1 and 0 < second["share_changed@10"] <= 1
+    assert second["scores"]["previous"] == first["scores"]["current"]
+    directory = Path(nights["second"]["export"]["outputs"]["recommendations"]["path"]).parent
+    assert store.read_json(directory / "drift.json") == second
+
+
+def _rbo(a: list[int], b: list[int], p: float = 0.9) -> float:
+    """Extrapolated rank-biased overlap straight from its definition (Webber et al. 2010, eq. 32)."""
+    k = min(len(a), len(b))
+    overlap = [len(set(a[:d]) & set(b[:d])) / d for d in range(1, k + 1)]
+    return overlap[-1] * p**k + (1 - p) * sum(p ** (d - 1) * x for d, x in enumerate(overlap, 1))
+
+
+def test_drift_figures_match_their_definitions(tmp_path: Path) -> None:
+    lists = {  # user -> (previous list, current list)
+        1: ([5, 6, 7, 8], [5, 6, 7, 8]),
+        2: ([1, 2, 3, 4], [2, 1, 9, 4]),
+        3: ([1, 2, 3, 4], [7, 8, 9, 10]),
+    }
+    for side, name in ((0, "previous"), (1, "current")):
+        (tmp_path / name).mkdir()
+        rows = [(u, r + 1, m) for u, pair in lists.items() for r, m in enumerate(pair[side])]
+        frame = pl.DataFrame(rows, schema=["user_id", "rank", "movie_id"], orient="row")
+        frame.with_columns(score=pl.lit(0.5)).write_parquet(tmp_path / name / "recs.parquet")
+        frame.select("user_id").unique().write_parquet(tmp_path / name / "users.parquet")
+        frame.select("movie_id").unique().write_parquet(tmp_path / name / "movies.parquet")
+    result = drift(
+        tmp_path / "previous", tmp_path / "current", "recs.parquet", "users.parquet", "movies.parquet"
+    )
+    assert result["users_compared"] == 3
+    assert result["share_changed@10"] == pytest.approx(2 / 3)
+    assert result["jaccard@10"] == pytest.approx((1 + 3 / 5 + 0) / 3)
+    assert result["rbo"] == pytest.approx(np.mean([_rbo(*pair) for pair in lists.values()]))
+    assert (result["new_movies"], result["dropped_movies"]) == (2, 1)
