@@ -352,12 +352,18 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "serve":
             _quiet_prefect()
+            from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
             from flows.pipeline import pipeline
 
             typed = build_parser(typed_only=True).parse_args(argv)
             pipeline.serve(
                 name=args.name,
                 cron=args.cron,
+                # one night at a time: a late night's successor waits for it, never overlaps
+                global_limit=ConcurrencyLimitConfig(
+                    limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+                ),
                 parameters={
                     "raw": str(args.raw.resolve()),
                     "data": str(args.data.resolve()),

@@ -14,7 +14,7 @@ from prefect.logging import get_run_logger
 
 from flows import report
 from tasks.stages import stage_task
-from wmf import configfile, stages
+from wmf import configfile, history, stages
 from wmf.config import PipelineConfig, RunConfig
 from wmf.errors import WmfError
 from wmf.store import exclusive
@@ -35,7 +35,16 @@ def outputs(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@flow(name="wmf-pipeline")
+def record_failure(_flow: Any, flow_run: Any, state: Any) -> None:
+    """on_failure hook: the failed night's row in DATA/history (stage, message, time)."""
+    exc = state.result(raise_on_failure=False)
+    summary = getattr(exc, "summary", {})
+    failed = [stage for stage, info in summary.get("stages", {}).items() if info["state"] == "Failed"]
+    entry = history.row(summary, "Failed", failed[0] if failed else None, str(exc) or state.message)
+    history.record(Path(flow_run.parameters["data"]), entry)
+
+
+@flow(name="wmf-pipeline", on_failure=[record_failure])
 def pipeline(
     data: str,
     raw: str | None = None,
@@ -95,8 +104,7 @@ def run_stages(
         try:
             plan = stages.plan(stage, Path(data), cfg, None if raw is None else Path(raw))
         except WmfError as exc:
-            summary["stages"][stage] = {"state": "Failed", "seconds": 0.0, "error": str(exc)}
-            fail(stage, exc, summary)
+            fail(stage, exc, summary, 0.0)
         task = stage_task(stage, results, run_cfg.retries, run_cfg.retry_delay_seconds)
         refresh = stage in (force or ()) or not plan.is_built
         share = {"id": progress_id, "start": 100 * done / len(todo), "end": 100 * (done + 1) / len(todo)}
@@ -105,11 +113,12 @@ def run_stages(
         state = future.state
         seconds = round(time.perf_counter() - started, 3)
         if state.is_failed():
-            exc = state.result(raise_on_failure=False)
-            summary["stages"][stage] = {"state": "Failed", "seconds": seconds, "error": str(exc)}
-            fail(stage, exc, summary)
+            fail(stage, state.result(raise_on_failure=False), summary, seconds)
         keep = cfg.export.keep if stage == "export" else run_cfg.keep_stage_outputs
-        manifest = stages.publish(plan, keep=keep)
+        try:
+            manifest = stages.publish(plan, keep=keep)
+        except WmfError as exc:  # e.g. an ingest that shrank too much: nothing is published
+            fail(stage, exc, summary, seconds)
         summary["stages"][stage] = {
             "state": state.name,
             "seconds": seconds,
@@ -120,10 +129,13 @@ def run_stages(
         logger.info("%s %s in %.1f s (%s)", stage, state.name, seconds, plan.output)
         update_progress_artifact(progress_id, share["end"])
     report.publish_artifacts(summary)
+    runs = history.record(Path(data), history.row(summary, "Completed"))
+    report.publish_history(runs, history.runs_path(Path(data)).parent / history.TREND)
     return summary
 
 
-def fail(stage: str, exc: BaseException, summary: dict[str, Any]) -> NoReturn:
+def fail(stage: str, exc: BaseException, summary: dict[str, Any], seconds: float) -> NoReturn:
     """Publish what ran so far, then fail the flow with the stage's message."""
+    summary["stages"][stage] = {"state": "Failed", "seconds": seconds, "error": str(exc)}
     report.publish_artifacts(summary)
     raise PipelineFailed(f"stage {stage} failed: {exc}", summary) from exc

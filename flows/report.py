@@ -21,6 +21,8 @@ METRICS_KEY = "wmf-metrics"
 PROGRESS_KEY = "wmf-progress"
 TUNE_KEY = "wmf-tune"
 TRIALS_KEY = "wmf-tune-trials"
+HISTORY_KEY = "wmf-history"
+NIGHTS_SHOWN = 7
 
 
 def embedded_png(path: Path, title: str) -> str:
@@ -131,3 +133,34 @@ def publish_tune_artifacts(manifest: dict[str, Any], state: str) -> None:
         key=TRIALS_KEY,
         description=f"wmf tune: one row per trial (validation {manifest['summary']['metric']})",
     )
+
+
+def history_markdown(runs: Any, trend: Path) -> str:
+    """The last nights side by side (one column per run), then the trend plot inline."""
+    last = runs.tail(NIGHTS_SHOWN)
+    fields = (
+        "state", "until", "ratings", "users", "warm_start", "train_seconds", "recall@20", "ndcg@100",
+        "share_changed@10", "jaccard@10", "rbo", "new_users", "new_movies", "failed_stage",
+    )  # fmt: skip
+    stamps = [t.strftime("%Y-%m-%d %H:%M") for t in last["finished_at"]]
+    lines = [
+        "# wmf: the last nights",
+        "",
+        "| | " + " | ".join(stamps) + " |",
+        "|---" * (len(stamps) + 1) + "|",
+    ]
+    for name in fields:
+        lines.append(f"| {name} | " + " | ".join(_cell(v) for v in last[name].to_list()) + " |")
+    return "\n".join(lines) + "\n\n" + embedded_png(trend, "metrics and drift over nights") + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def publish_history(runs: Any, trend: Path) -> None:
+    create_markdown_artifact(history_markdown(runs, trend), key=HISTORY_KEY, description="wmf run history")

@@ -65,12 +65,7 @@ def _search(
         try:
             stages.execute(plan, mapper=run_trials, parallel=max(parallel, 1))
         except Exception as exc:
-            summary["stages"]["tune"] = {
-                "state": "Failed",
-                "seconds": round(time.perf_counter() - started, 3),
-                "error": str(exc),
-            }
-            fail("tune", exc, summary)
+            fail("tune", exc, summary, round(time.perf_counter() - started, 3))
         state = "Completed"
     manifest = stages.publish(plan, keep=run_cfg.keep_stage_outputs)
     summary["stages"]["tune"] = {

@@ -49,6 +49,8 @@ def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, p
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("wmf-pipeline/nightly")
     assert deployment.work_pool_name == "wmf-process"
+    assert deployment.global_concurrency_limit.limit == 1  # nights never overlap
+    assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
     [schedule] = deployment.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
         "0 3 * * *",
@@ -129,3 +131,4 @@ def test_serve_registers_the_scheduled_flow(tiny_raw: Path, tmp_path: Path, pref
     # The file's path, not its values, so each run reads it again; only the typed flag is pinned.
     assert deployment.parameters["config_file"] == str(config_file.resolve())
     assert deployment.parameters["config"] == {"train": {"factors": 16}}
+    assert deployment.global_concurrency_limit.limit == 1  # served nights never overlap either

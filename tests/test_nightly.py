@@ -11,10 +11,11 @@ import pytest
 from safetensors.numpy import load_file
 
 from wmf import stages, store
-from wmf.config import IndexConfig, PipelineConfig
+from wmf.config import IndexConfig, IngestConfig, PipelineConfig
 from wmf.drift import drift
 from wmf.errors import WmfError
 from wmf.index import build_index
+from wmf.ingest import ingest
 
 NIGHT_1, NIGHT_2 = "2005-06-30", "2005-09-30"
 
@@ -145,3 +146,28 @@ def test_drift_figures_match_their_definitions(tmp_path: Path) -> None:
     assert result["jaccard@10"] == pytest.approx((1 + 3 / 5 + 0) / 3)
     assert result["rbo"] == pytest.approx(np.mean([_rbo(*pair) for pair in lists.values()]))
     assert (result["new_movies"], result["dropped_movies"]) == (2, 1)
+
+
+def test_quality_reports_every_kind_of_defect(tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    out.mkdir()
+    (raw / "combined_data_1.txt").write_text(
+        "1:\n10,3,2005-01-01\n10,4,2005-02-01\n11,5,2099-01-01\n2:\n12,1,1997-05-05\n"
+    )
+    (raw / "combined_data_2.txt").write_text("99:\n13,2,2004-01-01\n14,2,2004-03-01\n")
+    (raw / "movie_titles.csv").write_text("1,2003,Title A\n2,2004,Title B, with a comma\n")
+    summary = ingest(raw, out, IngestConfig(), progress=False)
+    report = store.read_json(out / "quality.json")
+    assert report["files"] == [
+        {"name": "combined_data_1.txt", "lines": 6, "ratings": 4, "rejected": 0,
+         "first_date": "1997-05-05", "last_date": "2099-01-01"},
+        {"name": "combined_data_2.txt", "lines": 3, "ratings": 2, "rejected": 0,
+         "first_date": "2004-01-01", "last_date": "2004-03-01"},
+    ]  # fmt: skip
+    assert report["ratings_per_value"] == {"1": 1, "2": 2, "3": 1, "4": 1, "5": 1}
+    assert report["duplicate_pairs"] == 1
+    assert report["movies_without_title"] == [99]
+    assert (report["dates_after_today"], report["dates_before_1998"]) == (1, 1)
+    assert len(report["findings"]) == 4 and summary["quality"]["findings"] == report["findings"]
+    assert "latest" in report["findings"][0] and "99" in report["findings"][1]

@@ -29,6 +29,11 @@ class IngestConfig:
         "read every raw file again for its fingerprint, even one unchanged since it was last "
         "hashed (same path, size, modification time and inode)",
     )
+    max_shrink: float = opt(
+        0.05,
+        "refuse to publish an ingest with more than this share fewer ratings than the published "
+        "one (a truncated download); 1 accepts any",
+    )
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,7 @@ class BadInputError(WmfError):
 
 class MissingInputError(WmfError):
     """An input file or an upstream stage's output is absent or empty."""
+
+
+class ShrinkError(WmfError):
+    """A new ingest holds many fewer ratings than the published one (a truncated download?)."""

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from wmf import quality
 from wmf.config import IngestConfig
 from wmf.errors import BadInputError, MissingInputError
+from wmf.store import write_json
 
 RATINGS_SCHEMA = {"movie_id": pl.Int32, "user_id": pl.Int32, "rating": pl.Int8, "date": pl.Date}
 MOVIES_SCHEMA = {"movie_id": pl.Int32, "year": pl.Int16, "title": pl.String}
@@ -45,6 +48,7 @@ _REASONS = {
     7: "line under a malformed MovieID line",
 }
 _NO_MOVIE, _BAD_MOVIE = 0, -1
+QUALITY = "quality.json"
 _CHUNK = 64 * 2**20  # bytes per line-counting step
 
 
@@ -80,7 +84,12 @@ class _Rejects:
 
 
 def ingest(raw: Path, out: Path, config: IngestConfig, progress: bool = True) -> dict:
-    """Parse RAW into OUT/{ratings,movies,probe,rejects}.parquet; return counts for the manifest."""
+    """Parse RAW into OUT/{ratings,movies,probe,rejects}.parquet and quality.json; return counts
+    for the manifest."""
+    return _with_quality(Path(out), _parse(raw, out, config, progress))
+
+
+def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool) -> dict:
     raw, out = Path(raw), Path(out)
     inputs = find_inputs(raw)
     rejects = _Rejects(raw, config.on_bad_lines, [])
@@ -116,6 +125,15 @@ def ingest(raw: Path, out: Path, config: IngestConfig, progress: bool = True) ->
     }
 
 
+def _with_quality(out: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write quality.json beside the tables; the summary carries its findings."""
+    report = quality.check(out / "ratings.parquet", out / "movies.parquet", summary["files"], date.today())
+    write_json(out / QUALITY, report)
+    summary["quality"] = {k: v for k, v in report.items() if k != "movies_without_title"}
+    summary["quality"]["movies_without_title"] = len(report["movies_without_title"])
+    return summary
+
+
 def _write(df: pl.DataFrame, path: Path) -> dict[str, Any]:
     df.write_parquet(path, compression="zstd")
     return {"path": path.name, "rows": df.height}
@@ -135,8 +153,8 @@ def _read_lines_table(
     lines = _fast_ratings(paths, dest) if kind == "ratings" else None
     if lines is not None:
         return [
-            {"name": _name(path, raw), "kind": kind, "lines": n, "rejected": 0}
-            for path, n in zip(paths, lines, strict=True)
+            {"name": _name(path, raw), "kind": kind, "lines": n, "records": n - headers, "rejected": 0}
+            for path, (n, headers) in zip(paths, lines, strict=True)
         ]
     lf, ok, reason = _checked_scan(paths, kind)
     columns = list(RATINGS_SCHEMA if kind == "ratings" else PROBE_SCHEMA)
@@ -158,6 +176,7 @@ def _read_lines_table(
             "name": _name(path, raw),
             "kind": kind,
             "lines": stats_by_path[str(path)]["lines"],
+            "records": stats_by_path[str(path)]["records"],
             "rejected": stats_by_path[str(path)]["rejected"],
         }
         for path in paths
@@ -166,13 +185,15 @@ def _read_lines_table(
 
 def _sink(lf: pl.LazyFrame, ok: pl.Expr, columns: list[str], dest: Path) -> pl.DataFrame:
     """Write the good records to DEST and return per-file first row, line and bad-line counts."""
-    good = lf.filter(ok & ~pl.col("header") & ~pl.col("blank")).select(columns).sink_parquet(dest, lazy=True)
+    record = ok & ~pl.col("header") & ~pl.col("blank")
+    good = lf.filter(record).select(columns).sink_parquet(dest, lazy=True)
     # Only sums here: collecting the bad rows in the same pass makes polars buffer the
     # whole input (measured: 2.8 GB instead of 0.5 GB for 40 M lines).
     per_file = lf.group_by("path").agg(
         pl.col("row").min().alias("first_row"),
         (~pl.col("blank")).sum().alias("lines"),
         (~ok).sum().alias("rejected"),
+        record.sum().alias("records"),
     )
     return pl.collect_all([good, per_file], engine="streaming")[1]
 
@@ -193,8 +214,9 @@ def _scan(paths: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
     )
 
 
-def _fast_ratings(paths: list[Path], dest: Path) -> list[int] | None:
-    """The clean case in one typed pass; per-file line counts, or None when anything looks wrong.
+def _fast_ratings(paths: list[Path], dest: Path) -> list[tuple[int, int]] | None:
+    """The clean case in one typed pass; per-file (lines, MovieID lines), or None when anything
+    looks wrong.
 
     A malformed value either makes polars raise (ragged line, non-integer rating)
     or is written as a null or out-of-range value, which the Parquet footer's
@@ -213,12 +235,11 @@ def _fast_ratings(paths: list[Path], dest: Path) -> list[int] | None:
             dest.unlink(missing_ok=True)
             return None
         counts = list(counted)
-    lines = [n for n, _ in counts]
     meta = pq.ParquetFile(dest).metadata
-    if not _statistics_ok(meta) or sum(lines) != meta.num_rows + sum(h for _, h in counts):
+    if not _statistics_ok(meta) or sum(n for n, _ in counts) != meta.num_rows + sum(h for _, h in counts):
         dest.unlink()
         return None
-    return lines
+    return counts
 
 
 def _fast_scan(paths: list[Path]) -> pl.LazyFrame:
@@ -531,13 +552,13 @@ def ingest_partitioned(
     summary["accepted"] = summary["input_lines"] - summary["rejected"]
     summary["parts"] = n_parts
     shutil.rmtree(work)
-    return summary
+    return _with_quality(out, summary)
 
 
 def _ingest_part(job: tuple[Path, Path], config: IngestConfig) -> dict:
     part_raw, part_out = job
     part_out.mkdir(parents=True)
     try:
-        return ingest(part_raw, part_out, config, progress=False)
+        return _parse(part_raw, part_out, config, progress=False)
     except BadInputError as exc:  # name the user's file, not the part's link to it
         raise BadInputError(Path(exc.path).resolve(), exc.line_number, exc.line, exc.reason) from None

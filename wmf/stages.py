@@ -21,7 +21,7 @@ from typing import Any
 import wmf
 from wmf import plots, resources, store
 from wmf.config import PipelineConfig
-from wmf.errors import MissingInputError
+from wmf.errors import MissingInputError, ShrinkError
 from wmf.fingerprints import FingerprintCache
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
@@ -40,7 +40,7 @@ DIRECTORY: dict[str, str] = {
 # Modules whose source defines each stage's output: a change to any of them
 # changes the stage's cache key (Prefect's TASK_SOURCE sees only the task body).
 MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("wmf.ingest", "wmf.errors"),
+    "ingest": ("wmf.ingest", "wmf.quality", "wmf.errors"),
     "index": ("wmf.index", "wmf.interactions"),
     "train": (
         "wmf.train",
@@ -58,7 +58,7 @@ MODULES: dict[str, tuple[str, ...]] = {
 MODULES["tune"] = ("wmf.tune", "wmf.configfile", *MODULES["train"], "wmf.index", "wmf.plots")
 LOSS_CURVE = "loss_curve.png"
 # Parameters that change nothing in a stage's output stay out of its key.
-KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"ingest": ("rehash",), "export": ("keep",)}
+KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"ingest": ("rehash", "max_shrink"), "export": ("keep",)}
 FINGERPRINTS = ".fingerprints.json"
 
 
@@ -221,6 +221,23 @@ def clean_stale(data: Path) -> list[Path]:
     return stale
 
 
+def _check_shrink(plan: StagePlan) -> None:
+    try:
+        published = latest_manifest(Path(plan.data), "ingest")
+    except MissingInputError:
+        return
+    before = published["outputs"]["ratings"]["rows"]
+    now = store.read_manifest(plan.output)["outputs"]["ratings"]["rows"]
+    limit = float(plan.config["max_shrink"])
+    if now < (1.0 - limit) * before:
+        raise ShrinkError(
+            f"the new ingest has {now:,} ratings, {1 - now / before:.1%} fewer than the {before:,} of "
+            f"the published one ({published['key']}), more than --max-shrink {limit:g} allows: a "
+            "truncated or partial raw file? Nothing was published. If the data really shrank, "
+            "rerun with --max-shrink 1"
+        )
+
+
 def study_journal(plan: StagePlan) -> Path:
     """Where a search keeps its Optuna study: kept across kills, one per search key."""
     return store.stage_root(Path(plan.data), DIRECTORY["tune"]) / ".studies" / f"{plan.key}.journal"
@@ -342,6 +359,12 @@ def execute(
 
 
 def publish(plan: StagePlan, keep: int) -> dict[str, Any]:
-    """Make the plan's output the stage's `latest` and return its manifest."""
+    """Make the plan's output the stage's `latest` and return its manifest.
+
+    An ingest much smaller than the published one is refused (`max_shrink`): every
+    published output stays as it was.
+    """
+    if plan.stage == "ingest":
+        _check_shrink(plan)
     directory = store.publish(Path(plan.data), DIRECTORY[plan.stage], plan.key, keep=keep)
     return store.read_manifest(directory)

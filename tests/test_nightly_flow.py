@@ -1,0 +1,60 @@
+"""Nights through the Prefect flow: the run history, the failure hook and the shrink guard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers_cli import wmf
+
+from wmf import history, stages, store
+
+pytestmark = pytest.mark.prefect
+
+FAST = ["--factors", "8", "--iterations", "4", "--top-k", "10", "--similar-k", "5"]
+
+
+def latest(data: Path) -> dict[str, str]:
+    """Where every stage's `latest` points."""
+    return {
+        stage: os.readlink(data / d / "latest") for stage, d in stages.DIRECTORY.items() if stage != "tune"
+    }
+
+
+def test_nights_are_recorded_and_a_truncated_file_is_refused(
+    tiny_raw: Path, tmp_path: Path, prefect_server
+) -> None:
+    data = tmp_path / "data"
+    for until in ("2005-06-30", "2005-09-30"):
+        code, _, err = wmf("run", "--raw", str(tiny_raw), "--data", str(data), "--until", until, *FAST)
+        assert code == 0, err
+    runs = pl.read_parquet(history.runs_path(data))
+    assert runs["state"].to_list() == ["Completed", "Completed"]
+    assert runs["until"].to_list() == ["2005-06-30", "2005-09-30"]
+    assert runs["warm_start"].to_list() == [False, True]
+    assert runs["warm_start_from"][1] == runs["train_key"][0]
+    assert runs["rbo"][0] is None and 0 < runs["rbo"][1] < 1
+    assert runs["ratings"][0] == runs["ratings"][1] and runs["users"][0] < runs["users"][1]
+    assert (history.runs_path(data).parent / history.TREND).stat().st_size > 0
+
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    lines = (raw / "combined_data_1.txt").read_text().splitlines(keepends=True)
+    (raw / "combined_data_1.txt").write_text("".join(lines[: len(lines) // 2]))  # a broken download
+    published = latest(data)
+    code, _, err = wmf("run", "--raw", str(raw), "--data", str(data), "--until", "2005-09-30", *FAST)
+    assert code != 0
+    assert "fewer than the" in err and "--max-shrink 0.05" in err
+    assert latest(data) == published  # every published table stays as it was
+    failed = pl.read_parquet(history.runs_path(data)).row(-1, named=True)
+    assert failed["state"] == "Failed" and failed["failed_stage"] == "ingest"
+    assert "--max-shrink" in failed["error"]
+
+    code, summary, err = wmf(
+        "run", "--raw", str(raw), "--data", str(data), "--until", "2005-09-30", "--max-shrink", "1", *FAST
+    )
+    assert code == 0, err  # accepted when asked
+    assert store.read_manifest(data / "ingest" / "latest")["key"] == summary["stages"]["ingest"]["key"]
