@@ -13,6 +13,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
 from flows import report
+from flows.params import PipelineOptions, RunOptions, explicit
 from tasks.stages import stage_task
 from wmf import configfile, history, stages
 from wmf.config import PipelineConfig, RunConfig
@@ -48,8 +49,8 @@ def record_failure(_flow: Any, flow_run: Any, state: Any) -> None:
 def pipeline(
     data: str,
     raw: str | None = None,
-    config: dict[str, Any] | None = None,
-    run: dict[str, Any] | None = None,
+    config: PipelineOptions | None = None,
+    run: RunOptions | None = None,
     only: list[str] | None = None,
     force: list[str] | None = None,
     wait: bool = False,
@@ -65,13 +66,14 @@ def pipeline(
     `config_file`: a TOML file of options by section, read now, so a deployment follows
     its edits; `config` and `run` override it, and it overrides the defaults.
     """
+    options, orchestration = explicit(config), explicit(run)
     if config_file is not None:
         get_run_logger().info("options from %s", config_file)
-        merged = configfile.merge(configfile.load(config_file), config or {}, {"run": run or {}})
-        run = merged.pop("run", {})
-        config = merged
+        merged = configfile.merge(configfile.load(config_file), options, {"run": orchestration})
+        orchestration = merged.pop("run", {})
+        options = merged
     with locked(data, wait):
-        return run_stages(data, raw, config, run, only, force, parallel)
+        return run_stages(data, raw, options, orchestration, only, force, parallel)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows import report
+from flows.params import PipelineOptions, RunOptions, explicit
 from flows.pipeline import fail, locked, outputs, run_stages
 from tasks.tune import run_trials
 from wmf import stages, store
@@ -20,8 +21,8 @@ from wmf.config import PipelineConfig, RunConfig
 def tune(
     data: str,
     raw: str | None = None,
-    config: dict[str, Any] | None = None,
-    run: dict[str, Any] | None = None,
+    config: PipelineOptions | None = None,
+    run: RunOptions | None = None,
     force: bool = False,
     wait: bool = False,
     parallel: int = 0,
@@ -32,13 +33,14 @@ def tune(
     inputs, options and code are unchanged is Cached too, unless `force`.
     `parallel`: trials at once on the flow's Dask task runner (0: one after another).
     """
+    options, orchestration = explicit(config), explicit(run)
     with locked(data, wait):
-        summary = run_stages(data, raw, config, run, ["ingest", "index"], None, parallel > 0)
+        summary = run_stages(data, raw, options, orchestration, ["ingest", "index"], None, parallel > 0)
         return _search(
             data,
             raw,
-            PipelineConfig.from_dict(config or {}),
-            RunConfig(**(run or {})),
+            PipelineConfig.from_dict(options),
+            RunConfig(**orchestration),
             force,
             parallel,
             summary,

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
-from prefect.artifacts import update_progress_artifact
+from prefect.artifacts import create_table_artifact, update_progress_artifact
 from prefect.client.schemas.objects import TaskRun
 from prefect.logging import get_run_logger
 from prefect.states import State
 
 from wmf import stages
 from wmf.errors import WmfError
+
+QUALITY_KEY = "wmf-data-quality"
 
 
 def is_transient(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -76,6 +78,10 @@ def _run(
         manifest = stages.execute(plan, on_iteration=on_iteration, mapper=mapper)
     for name, table in manifest["outputs"].items():
         logger.info("%s: %s rows in %s", name, f"{table['rows']:,}", table["path"])
+    if quality := manifest["summary"].get("quality"):
+        for finding in quality["findings"]:
+            logger.warning("data quality: %s", finding)
+        create_table_artifact(quality["files"], key=QUALITY_KEY, description="wmf ingest: raw files")
     return manifest
 
 

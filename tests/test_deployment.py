@@ -61,6 +61,13 @@ def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, p
     assert deployment.parameters["config"]["export"]["top_k"] == 100
     assert "train" not in deployment.parameters["config"]  # left to config_file and the defaults
     assert deployment.parameters["config_file"] is None
+    # typed parameters: the UI shows a form with each option's default, help and choices
+    forms = deployment.parameter_openapi_schema["definitions"]
+    assert forms["TrainOptions"]["properties"]["factors"] == {
+        "default": 32, "description": "embedding dimension d", "title": "Factors", "type": "integer"
+    }  # fmt: skip
+    assert forms["IndexOptions"]["properties"]["holdout"]["enum"] == ["none", "random", "temporal", "probe"]
+    assert set(forms["PipelineOptions"]["properties"]) == {"ingest", "index", "train", "export", "tune"}
 
     with get_client(sync_client=True) as client:
         weekly = client.read_deployment_by_name("wmf-tune/weekly")

@@ -348,8 +348,9 @@ def test_partitioned_ingest_equals_ingest(tiny_raw: Path, tmp_path: Path, on_bad
     assert got.pop("parts") == 4
     assert got == expected
     assert sorted(p.name for p in parts.iterdir()) == sorted(p.name for p in whole.iterdir())
-    for table in whole.iterdir():
+    for table in whole.glob("*.parquet"):
         assert_frame_equal(pl.read_parquet(parts / table.name), pl.read_parquet(table))
+    assert store.read_json(parts / "quality.json") == store.read_json(whole / "quality.json")
     assert pl.read_parquet(parts / "rejects.parquet").select("file", "line").row(0) == (
         "combined_data_3.txt",
         5,
