@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import os
 import sys
@@ -126,6 +127,22 @@ def build_parser(
     for name, cls in STAGE_CONFIGS.items():
         _add_dataclass_options(run, cls, f"{name} options", default)
 
+    replay = sub.add_parser(
+        "replay",
+        help="rebuild nights of the timeline, one pipeline run per night",
+        description="Run the pipeline once per simulated night: night i keeps the ratings dated up to "
+        "START + i * EVERY days (--until), warm-starting from the night before, and prints one line "
+        "per night (seconds per stage, warm or cold, metrics, drift).",
+        formatter_class=fmt,
+    )
+    replay.add_argument("--raw", type=Path, required=True, help="folder of raw Netflix files")
+    replay.add_argument("--start", type=_date, required=True, help="the first night, YYYY-MM-DD")
+    replay.add_argument("--nights", type=int, default=7, help="nights to run")
+    replay.add_argument("--every", type=int, default=1, help="days between nights")
+    _common(replay, default)
+    for name, cls in STAGE_CONFIGS.items():
+        _add_dataclass_options(replay, cls, f"{name} options", default)
+
     serve = sub.add_parser(
         "serve",
         help="run the pipeline on a cron schedule (no work pool needed)",
@@ -178,6 +195,13 @@ def build_parser(
     for name, cls in STAGE_CONFIGS.items():
         _add_dataclass_options(status, cls, f"{name} options", default)
     return parser
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD: {text!r}") from None
 
 
 def _config_option(p: argparse.ArgumentParser, how: str) -> None:
@@ -305,6 +329,20 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             print(f"          train with them: wmf run --config {info['best_toml']}")
 
 
+def _replay(args: argparse.Namespace, config: PipelineConfig, run: RunConfig) -> int:
+    from flows.replay import nights, replay
+
+    def runner(data: Path, raw: Path, night: PipelineConfig, orchestration: RunConfig) -> Any:
+        return run_pipeline(data, raw, night, orchestration, wait=args.wait, dask=_dask_options(args))
+
+    echo = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    days = nights(args.start, args.nights, args.every)
+    ok, rows = replay(args.data, args.raw, config, run, days, runner, echo)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    return 0 if ok else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from wmf.generate import generate
 
@@ -383,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             ok, summary = run_tune(
                 args.data, args.raw, config, run, args.force, args.wait, _dask_options(args)
             )
+        elif args.command == "replay":
+            return _replay(args, config, run)
         elif args.command == "run":
             start = args.from_stage or args.only
             only = [args.only] if args.only else None

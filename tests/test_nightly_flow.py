@@ -28,9 +28,13 @@ def test_nights_are_recorded_and_a_truncated_file_is_refused(
     tiny_raw: Path, tmp_path: Path, prefect_server
 ) -> None:
     data = tmp_path / "data"
-    for until in ("2005-06-30", "2005-09-30"):
-        code, _, err = wmf("run", "--raw", str(tiny_raw), "--data", str(data), "--until", until, *FAST)
-        assert code == 0, err
+    nights = ["--start", "2005-06-30", "--nights", "2", "--every", "92"]  # 06-30, then 09-30
+    code, rows, err = wmf("replay", "--raw", str(tiny_raw), "--data", str(data), *nights, *FAST)
+    assert code == 0, err
+    lines = [text for text in err.splitlines() if text.startswith("2005-")]  # one per night
+    assert lines[0].startswith("2005-06-30  ingest") and " cold" in lines[0]
+    assert lines[1].startswith("2005-09-30  ingest") and "Cached" in lines[1] and " warm" in lines[1]
+    assert "rbo" in lines[1] and [r["until"] for r in rows] == ["2005-06-30", "2005-09-30"]
     runs = pl.read_parquet(history.runs_path(data))
     assert runs["state"].to_list() == ["Completed", "Completed"]
     assert runs["until"].to_list() == ["2005-06-30", "2005-09-30"]
