@@ -60,7 +60,7 @@ def test_warm_start_is_taken_recorded_and_keeps_reruns_cached(tiny_raw: Path, ni
     first, second = nights["first"]["train"], nights["second"]["train"]
     assert first["summary"]["warm_start_from"] is None  # nothing published before the first night
     assert second["inputs"]["warm_start"] == second["summary"]["warm_start_from"] == first["key"]
-    assert second["summary"]["iterations"] == second["summary"]["refit_iterations"] == 3
+    assert second["summary"]["iterations"] == second["summary"]["refit_iterations"] == 2
     before, after = model(nights["data"], first), model(nights["data"], second)
     assert second["summary"]["fold_in"] == {
         "users_new": len(np.setdiff1d(after["user_ids"], before["user_ids"])),

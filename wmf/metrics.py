@@ -96,32 +96,24 @@ def ranking_metrics(
     h_users, h_items = np.asarray(holdout[0]), np.asarray(holdout[1])
     if len(users) == 0:
         return {f"{name}@{k}": 0.0 for k in ks for name in ("recall", "ndcg", "map", "precision", "coverage")}
-    relevant = distinct(np.searchsorted(users, h_users).astype(np.int64) * n_items + h_items)
-    n_relevant = np.bincount(relevant // n_items, minlength=len(users))
-    depth = max(ks)
-    ranked = items[:, :depth].astype(np.int64)
-    keys = np.arange(len(users), dtype=np.int64)[:, None] * n_items + ranked
-    pos = np.minimum(np.searchsorted(relevant, keys), len(relevant) - 1)
-    hits = (relevant[pos] == keys) & (ranked >= 0)
-
-    discount = 1.0 / np.log2(np.arange(2, depth + 2))
+    order = np.argsort(h_users, kind="stable")
+    starts = np.searchsorted(h_users[order], np.append(users, np.iinfo(np.int64).max)).astype(np.int64)
+    cutoffs = np.array(sorted(set(ks)), dtype=np.int64)
+    discount = 1.0 / np.log2(np.arange(2, cutoffs[-1] + 2))
     ideal = np.concatenate([[0.0], np.cumsum(discount)])
-    cum_hits = np.cumsum(hits, axis=1)
-    precision_at_rank = cum_hits / np.arange(1, depth + 1)
-    dcg = np.cumsum(hits * discount, axis=1)
-    ap_sum = np.cumsum(hits * precision_at_rank, axis=1)
-
+    per_user = _per_user(
+        np.ascontiguousarray(items[:, : cutoffs[-1]], dtype=np.int32),
+        starts,
+        np.ascontiguousarray(h_items[order], dtype=np.int32),
+        n_items,
+        cutoffs,
+        discount,
+        ideal,
+    )
     metrics: dict[str, Any] = {}
-    for k in ks:
-        n_hits = cum_hits[:, k - 1]
-        denom = np.minimum(k, n_relevant)
-        per_user = {
-            "recall": n_hits / denom,
-            "ndcg": dcg[:, k - 1] / ideal[denom],
-            "map": ap_sum[:, k - 1] / denom,
-            "precision": n_hits / k,
-        }
-        for name, values in per_user.items():
+    for at, k in enumerate(cutoffs):
+        for col, name in enumerate(("recall", "ndcg", "map", "precision")):
+            values = per_user[:, at, col]
             metrics[f"{name}@{k}"] = float(np.mean(values))
             metrics[f"{name}@{k}{STDERR}"] = (
                 float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
@@ -131,6 +123,43 @@ def ranking_metrics(
             np.count_nonzero(np.bincount(shown[shown >= 0], minlength=n_items)) / n_items
         )
     return metrics
+
+
+@numba.njit(cache=True, parallel=True)
+def _per_user(items, starts, relevant, n_items, cutoffs, discount, ideal):
+    """Per user and cut-off k: recall, NDCG, average precision and precision of its ranked list.
+
+    A user's relevant items (relevant[starts[r]:starts[r + 1]]) are marked in a bitmap,
+    so each ranked item is checked in O(1); duplicates among them count once.
+    """
+    n = items.shape[0]
+    out = np.zeros((n, len(cutoffs), 4))
+    n_chunks = min(n, 64)
+    for c in numba.prange(n_chunks):
+        marked = np.zeros(n_items, np.bool_)
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            n_relevant = 0
+            for j in range(starts[r], starts[r + 1]):
+                if not marked[relevant[j]]:
+                    marked[relevant[j]] = True
+                    n_relevant += 1
+            hits, dcg, ap, at = 0, 0.0, 0.0, 0
+            for rank in range(items.shape[1]):
+                m = items[r, rank]
+                if m >= 0 and marked[m]:
+                    hits += 1
+                    dcg += discount[rank]
+                    ap += hits / (rank + 1)
+                while at < len(cutoffs) and cutoffs[at] == rank + 1:
+                    denom = min(cutoffs[at], n_relevant)
+                    out[r, at, 0] = hits / denom
+                    out[r, at, 1] = dcg / ideal[denom]
+                    out[r, at, 2] = ap / denom
+                    out[r, at, 3] = hits / cutoffs[at]
+                    at += 1
+            for j in range(starts[r], starts[r + 1]):
+                marked[relevant[j]] = False
+    return out
 
 
 def split_stderr(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:

@@ -79,8 +79,9 @@ def train(
             **continued,
         )
         history = history + model.history
-        save_evaluated(out, pre_refit)
     model.save(out, ids.tensors())
+    if refit:
+        save_evaluated(out, pre_refit)
     write_json(out / HISTORY_FILE, history)
     trained = [r for r in history if r["phase"] == "train"]
     evaluation = _evaluation(
