@@ -170,7 +170,7 @@ class NumbaOps(SparseOps):
 
     def csr(self, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         crow, col, conf = (self.indptr, self.indices, self.conf) if side == "users" else self._movies()
-        return torch.from_numpy(crow), torch.from_numpy(col).long(), torch.from_numpy(conf)
+        return torch.from_numpy(crow), torch.from_numpy(col), torch.from_numpy(conf)  # int32 col: no copy
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
