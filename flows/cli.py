@@ -180,6 +180,20 @@ def build_parser(
     _add_dataclass_options(tune, STAGE_CONFIGS["train"], "train options (those not searched)", default)
     _add_dataclass_options(tune, SEARCH_CONFIGS["tune"], "search options", default)
 
+    compare = sub.add_parser(
+        "compare",
+        help="the notebook's optimizer study on the published index",
+        description="Train each optimizer from the same initial factors on the published index, on the "
+        "same exact objective, and publish DATA/compare/latest/ (comparison.parquet, compare.png).",
+        formatter_class=fmt,
+    )
+    compare.add_argument("--force", action="store_true", help="run again even when this study is published")
+    _common(compare, default)
+    # the study's options first: --iterations and --learning-rate are the study's here
+    _add_dataclass_options(compare, SEARCH_CONFIGS["compare"], "study options", default)
+    train_options = "train options (the objective, factors, seed)"
+    _add_dataclass_options(compare, STAGE_CONFIGS["train"], train_options, default)
+
     demo = sub.add_parser(
         "demo", help="generate a small dataset and run the pipeline on it", formatter_class=fmt
     )
@@ -247,7 +261,7 @@ def run_pipeline(
 ) -> tuple[bool, dict[str, Any]]:
     """Run the flow; returns (success, summary). `dask`: {"address"} or {"workers"}."""
     _quiet_prefect()
-    from flows.pipeline import PipelineFailed, pipeline
+    from flows.pipeline import pipeline
 
     if dask is not None:
         pipeline = pipeline.with_options(task_runner=_dask_runner(**dask))
@@ -262,11 +276,7 @@ def run_pipeline(
         parallel=dask is not None,
         return_state=True,
     )
-    if state.is_failed():
-        exc = state.result(raise_on_failure=False)
-        summary = exc.summary if isinstance(exc, PipelineFailed) else {"error": str(exc)}
-        return False, summary
-    return True, state.result()
+    return _outcome(state)
 
 
 def run_tune(
@@ -274,7 +284,6 @@ def run_tune(
 ) -> tuple[bool, dict[str, Any]]:
     """Run the search flow; returns (success, summary). With Dask, one trial per worker at a time."""
     _quiet_prefect()
-    from flows.pipeline import PipelineFailed
     from flows.tune import tune
 
     parallel = 0
@@ -291,6 +300,30 @@ def run_tune(
         parallel=parallel,
         return_state=True,
     )
+    return _outcome(state)
+
+
+def run_compare(
+    data: Path, config: PipelineConfig, run: RunConfig, force: bool, wait: bool
+) -> tuple[bool, dict[str, Any]]:
+    _quiet_prefect()
+    from flows.compare import compare
+
+    state = compare(
+        data=str(data.resolve()),
+        config=config.to_dict(),
+        run=dataclasses.asdict(run),
+        force=force,
+        wait=wait,
+        return_state=True,
+    )
+    return _outcome(state)
+
+
+def _outcome(state: Any) -> tuple[bool, dict[str, Any]]:
+    """(success, summary) of a flow run's final state; a failed run's summary of the stages so far."""
+    from flows.pipeline import PipelineFailed
+
     if state.is_failed():
         exc = state.result(raise_on_failure=False)
         return False, exc.summary if isinstance(exc, PipelineFailed) else {"error": str(exc)}
@@ -421,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             ok, summary = run_tune(
                 args.data, args.raw, config, run, args.force, args.wait, _dask_options(args)
             )
+        elif args.command == "compare":
+            ok, summary = run_compare(args.data, config, run, args.force, args.wait)
         elif args.command == "replay":
             return _replay(args, config, run)
         elif args.command == "run":

@@ -73,7 +73,10 @@ def pipeline(
         orchestration = merged.pop("run", {})
         options = merged
     with locked(data, wait):
-        return run_stages(data, raw, options, orchestration, only, force, parallel)
+        summary = run_stages(data, raw, options, orchestration, only, force, parallel)
+        runs = history.record(Path(data), history.row(summary, "Completed"))
+        report.publish_history(runs, history.runs_path(Path(data)).parent / history.TREND)
+        return summary
 
 
 @contextlib.contextmanager
@@ -131,8 +134,6 @@ def run_stages(
         logger.info("%s %s in %.1f s (%s)", stage, state.name, seconds, plan.output)
         update_progress_artifact(progress_id, share["end"])
     report.publish_artifacts(summary)
-    runs = history.record(Path(data), history.row(summary, "Completed"))
-    report.publish_history(runs, history.runs_path(Path(data)).parent / history.TREND)
     return summary
 
 

@@ -67,7 +67,8 @@ def test_nightly_deployment_registers_and_runs(tiny_raw: Path, tmp_path: Path, p
         "default": 32, "description": "embedding dimension d", "title": "Factors", "type": "integer"
     }  # fmt: skip
     assert forms["IndexOptions"]["properties"]["holdout"]["enum"] == ["none", "random", "temporal", "probe"]
-    assert set(forms["PipelineOptions"]["properties"]) == {"ingest", "index", "train", "export", "tune"}
+    sections = {"ingest", "index", "train", "export", "tune", "compare"}
+    assert set(forms["PipelineOptions"]["properties"]) == sections
 
     with get_client(sync_client=True) as client:
         weekly = client.read_deployment_by_name("wmf-tune/weekly")
@@ -139,3 +140,14 @@ def test_serve_registers_the_scheduled_flow(tiny_raw: Path, tmp_path: Path, pref
     assert deployment.parameters["config_file"] == str(config_file.resolve())
     assert deployment.parameters["config"] == {"train": {"factors": 16}}
     assert deployment.global_concurrency_limit.limit == 1  # served nights never overlap either
+
+
+def test_failure_automation_file_is_a_valid_prefect_automation() -> None:
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+
+    spec = yaml.safe_load((REPO / "deployments" / "notify-on-failure.yaml").read_text())
+    automation = AutomationCore.model_validate(spec)
+    assert automation.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert automation.trigger.match_related.root["prefect.resource.name"] == "wmf-pipeline"
+    assert [action.type for action in automation.actions] == ["send-notification"]

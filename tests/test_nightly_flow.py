@@ -19,9 +19,7 @@ FAST = ["--factors", "8", "--iterations", "4", "--top-k", "10", "--similar-k", "
 
 def latest(data: Path) -> dict[str, str]:
     """Where every stage's `latest` points."""
-    return {
-        stage: os.readlink(data / d / "latest") for stage, d in stages.DIRECTORY.items() if stage != "tune"
-    }
+    return {stage: os.readlink(data / stages.DIRECTORY[stage] / "latest") for stage in stages.STAGES}
 
 
 def test_nights_are_recorded_and_a_truncated_file_is_refused(

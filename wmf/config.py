@@ -75,8 +75,8 @@ class TrainConfig:
         False, "scale each row's penalty by (its interactions + w0 * other side's size)"
     )
     alpha: float = opt(0.0, "confidence of a watched cell = 1 + alpha * rating")
-    solver: Literal["als", "adam", "adagrad", "sgd"] = opt(
-        "als", "optimizer of the exact objective", ("als", "adam", "adagrad", "sgd")
+    solver: Literal["als", "adam", "adamw", "adagrad", "sgd"] = opt(
+        "als", "optimizer of the exact objective", ("als", "adam", "adamw", "adagrad", "sgd")
     )
     als_solve: Literal["cg", "cholesky"] = opt(
         "cg", "inner solve of ALS: conjugate gradient or exact Cholesky", ("cg", "cholesky")
@@ -173,12 +173,32 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """The optimizer study of `wmf compare`: which optimizers, for how long, at which rates."""
+
+    optimizers: str = opt(
+        "adam,adamw,adagrad,sgd,sgd-momentum,als",
+        "comma-separated, from adam, adamw, adagrad, sgd, sgd-momentum, adam-sigmoid, als",
+    )
+    iterations: int = opt(100, "steps (or ALS sweeps) per optimizer")
+    seconds: float = opt(0.0, "give every optimizer this wall-clock budget instead (0: `iterations`)")
+    learning_rate: float = opt(0.0, "one learning rate for every gradient optimizer (0: each one's own)")
+    learning_rates: str = opt("", "per optimizer, e.g. adam=0.05,sgd=1e6 (over --learning-rate)")
+    lr_sweep: bool = opt(False, "first sweep learning rates per gradient optimizer; each runs at its best")
+    sweep_iterations: int = opt(10, "steps of each learning rate tried by --lr-sweep")
+    momentum: float = opt(0.9, "momentum of sgd-momentum")
+    eval_every: int = opt(0, "validation metrics every N iterations (0: only at the end)")
+    allow_slow: bool = opt(False, "run adam-sigmoid on a CPU even where it would take long")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -196,8 +216,8 @@ STAGE_CONFIGS: dict[str, type] = {
     "train": TrainConfig,
     "export": ExportConfig,
 }
-# Not a pipeline stage, but configured like one: `wmf tune`, a `[tune]` section of a config file.
-SEARCH_CONFIGS: dict[str, type] = {"tune": TuneConfig}
+# Not pipeline stages, but configured like them: `wmf tune` and `wmf compare` ([tune], [compare] in a file).
+SEARCH_CONFIGS: dict[str, type] = {"tune": TuneConfig, "compare": CompareConfig}
 
 
 @dataclass(frozen=True)

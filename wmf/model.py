@@ -34,7 +34,8 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 # written under other values of these is still resumed.
 _RESUMABLE_DIFFERENCES = {"iterations", "eval_every", "early_stopping_metric", "patience", "eval_k"}
 
-Callback = Callable[["MatrixFactorization", dict[str, Any]], None]
+# Called after each iteration with its history record; returning True stops the fit.
+Callback = Callable[["MatrixFactorization", dict[str, Any]], bool | None]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -164,8 +165,8 @@ class MatrixFactorization:
                 self._checkpoint(Path(checkpoint_dir), optimizer)
             bar.set_postfix(loss=f"{record['loss']:.6g}", s_per_it=f"{record['seconds']:.2f}")
             bar.update()
-            if callback is not None:
-                callback(self, record)
+            if callback is not None and callback(self, record) is True:
+                stop = True  # the caller's budget is spent
             if stop:
                 break
         bar.close()

@@ -1,4 +1,4 @@
-"""Pictures for people reading a run's results: the training loss curve."""
+"""Pictures for people reading results: the loss curve, a search's history, the optimizer study."""
 
 from __future__ import annotations
 
@@ -84,3 +84,33 @@ def tune_history(trials: Any, metric: str, path: Path) -> None:
     axes[-1].legend(fontsize=7)
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
+
+
+def optimizer_curves(table: Any, path: Path) -> None:
+    """A PNG of `wmf compare`: the exact loss against iteration and against seconds, log scales.
+
+    `table` is comparison.parquet's frame (optimizer, learning_rate, iteration, seconds, loss).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    by_iteration, by_time = fig.subplots(1, 2, sharey=True)
+    for name in table["optimizer"].unique(maintain_order=True):
+        part = table.filter(table["optimizer"] == name)
+        rate = part["learning_rate"][0]
+        label = name if rate is None else f"{name} (lr {rate:g})"
+        for ax, x in ((by_iteration, "iteration"), (by_time, "seconds")):
+            ax.plot(part[x], part["loss"], label=label, linewidth=1.5)
+    by_iteration.set(xlabel="iteration", ylabel="loss (exact objective, mean over all cells)")
+    by_time.set(xlabel="seconds (optimizer steps only)")
+    for ax in (by_iteration, by_time):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+    by_iteration.legend(fontsize=8)
+    fig.suptitle("Optimizers on the weighted objective, from the same initial factors")
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)

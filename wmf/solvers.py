@@ -171,6 +171,8 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=learning_rate)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=learning_rate)
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=learning_rate)
     if name == "sgd":

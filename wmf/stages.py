@@ -27,14 +27,21 @@ from wmf.fingerprints import FingerprintCache
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
 STAGES: tuple[str, ...] = ("ingest", "index", "train", "export")
-# `wmf tune` is built, keyed and published like a stage, beside the pipeline's.
-UPSTREAM: dict[str, str] = {"index": "ingest", "train": "index", "export": "train", "tune": "index"}
+# `wmf tune` and `wmf compare` are built, keyed and published like stages, beside the pipeline's.
+UPSTREAM: dict[str, str] = {
+    "index": "ingest",
+    "train": "index",
+    "export": "train",
+    "tune": "index",
+    "compare": "index",
+}
 DIRECTORY: dict[str, str] = {
     "ingest": "ingest",
     "index": "index",
     "train": "train",
     "export": "exports",
     "tune": "tune",
+    "compare": "compare",
 }
 
 # Modules whose source defines each stage's output: a change to any of them
@@ -56,6 +63,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "export": ("wmf.export", "wmf.drift", "wmf.interactions", "wmf.recommend", "wmf.plots"),
 }
 MODULES["tune"] = ("wmf.tune", "wmf.configfile", *MODULES["train"], "wmf.index", "wmf.plots")
+MODULES["compare"] = ("wmf.compare", *MODULES["train"], "wmf.plots")
 LOSS_CURVE = "loss_curve.png"
 # Parameters that change nothing in a stage's output stay out of its key.
 KEY_EXCLUDED: dict[str, tuple[str, ...]] = {"ingest": ("rehash", "max_shrink"), "export": ("keep",)}
@@ -148,8 +156,8 @@ def _warm_source(data: Path, index_key: str, factors: int) -> str | None:
 
 def _params(stage: str, config: PipelineConfig) -> dict[str, Any]:
     """The stage's parameters; a search also depends on the train options it does not search."""
-    if stage == "tune":
-        return {"tune": dataclasses.asdict(config.tune), "train": dataclasses.asdict(config.train)}
+    if stage in ("tune", "compare"):
+        return {stage: dataclasses.asdict(getattr(config, stage)), "train": dataclasses.asdict(config.train)}
     return dataclasses.asdict(getattr(config, stage))
 
 
@@ -296,6 +304,12 @@ def _core(
         return lambda out, progress: tune(
             src, out, search, base, journal, mapper=mapper or map, parallel=parallel, progress=progress
         )
+    if plan.stage == "compare":
+        from wmf.compare import compare
+
+        study, base = cfg.CompareConfig(**plan.config["compare"]), cfg.TrainConfig(**plan.config["train"])
+        src = _upstream_dir(plan, "index")
+        return lambda out, progress: compare(src, out, study, base, progress=progress)
     raise ValueError(f"unknown stage {plan.stage!r}")
 
 
