@@ -60,6 +60,12 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
         )
 
 
+def _add_stage_options(parser: argparse.ArgumentParser, default: Default) -> None:
+    """Every pipeline stage's options, one group per stage."""
+    for name, cls in STAGE_CONFIGS.items():
+        _add_dataclass_options(parser, cls, f"{name} options", default)
+
+
 def _options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The options of one config dataclass that are in the namespace."""
     values = vars(args)
@@ -124,8 +130,7 @@ def build_parser(
         "--from", dest="from_stage", choices=STAGES, help="rerun this stage and the ones after it"
     )
     order.add_argument("--only", choices=STAGES, help="rerun this stage alone")
-    for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(run, cls, f"{name} options", default)
+    _add_stage_options(run, default)
 
     replay = sub.add_parser(
         "replay",
@@ -140,8 +145,7 @@ def build_parser(
     replay.add_argument("--nights", type=int, default=7, help="nights to run")
     replay.add_argument("--every", type=int, default=1, help="days between nights")
     _common(replay, default)
-    for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(replay, cls, f"{name} options", default)
+    _add_stage_options(replay, default)
 
     serve = sub.add_parser(
         "serve",
@@ -160,8 +164,7 @@ def build_parser(
         "the deployment stores its path, not its values, and every run reads it again, so a rewritten "
         "file (e.g. DATA/tune/latest/best.toml) applies from the next run; the flags typed here override it",
     )
-    for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(serve, cls, f"{name} options", default)
+    _add_stage_options(serve, default)
 
     tune = sub.add_parser(
         "tune",
@@ -206,8 +209,7 @@ def build_parser(
     status.add_argument("--raw", type=Path, help="tell whether outputs are current for this RAW")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     _config_option(status, OVERRIDES)
-    for name, cls in STAGE_CONFIGS.items():
-        _add_dataclass_options(status, cls, f"{name} options", default)
+    _add_stage_options(status, default)
     return parser
 
 

@@ -28,6 +28,7 @@ from wmf.config import CompareConfig, TrainConfig
 from wmf.errors import WmfError
 from wmf.interactions import Interactions, load_holdout, load_train, sample_users
 from wmf.model import MatrixFactorization, resolve_device
+from wmf.objective import SIGMOID_BLOCK
 
 COMPARISON = "comparison.parquet"
 SWEEP = "sweep.parquet"
@@ -196,11 +197,12 @@ def _check_sigmoid(train: Interactions, base: TrainConfig, config: CompareConfig
     if resolve_device(base.device).type != "cpu" or config.allow_slow:
         return
     n_users, n_movies = train.shape
-    block = max(1, min(n_movies, (1 << 22) // max(n_users, 1)))
+    block = max(1, min(n_movies, SIGMOID_BLOCK // max(n_users, 1)))  # the objective's own blocks
     U, V = torch.randn(n_users, base.factors), torch.randn(block, base.factors)
-    started = time.perf_counter()
-    s = torch.sigmoid(U @ V.T)
-    _ = (s * s * (1 - s)).T @ U, s @ V
+    for _ in range(2):  # the second pass is timed: the first warms up the threads
+        started = time.perf_counter()
+        s = torch.sigmoid(U @ V.T)
+        _ = (s * s * (1 - s)).T @ U, s @ V
     per_step = 2 * (time.perf_counter() - started) * n_movies / block  # the loss pass and the gradient pass
     steps = config.iterations if config.seconds <= 0 else config.seconds / per_step
     minutes = per_step * steps / 60

@@ -26,7 +26,7 @@ from wmf import kernels
 # accumulators): half of a 1 MiB L2 together.
 TILE_BYTES = 256 << 10
 # Elements of one dense block of the sigmoid all-cells term (bounds its memory).
-_SIGMOID_BLOCK = 1 << 25
+SIGMOID_BLOCK = 1 << 25
 
 
 class InteractionsLike(Protocol):
@@ -314,7 +314,7 @@ class Objective:
         gU = torch.zeros_like(U) if with_grad else None
         gV = torch.zeros_like(V) if with_grad else None
         total = 0.0
-        block = max(1, _SIGMOID_BLOCK // max(1, ops.n_users))
+        block = max(1, SIGMOID_BLOCK // max(1, ops.n_users))
         for start in range(0, ops.n_movies, block):
             Vb = V[start : start + block]
             s = torch.sigmoid(U @ Vb.T)
