@@ -69,7 +69,7 @@ def test_scaled_regularization_follows_row_counts():
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_sigmoid_objective_equals_dense(alpha, monkeypatch):
     # small blocks so the blocked all-cells loop really runs over several blocks
-    monkeypatch.setattr("wmf.objective._SIGMOID_BLOCK", 55 * 300)
+    monkeypatch.setattr("wmf.objective.SIGMOID_BLOCK", 55 * 300)
     train = random_interactions(55, 2000, density=0.05, seed=3)
     objective, lam_u, lam_v = make(train, alpha, False, TorchOps, sigmoid=True)
     M, R = dense_matrices(train)
