@@ -171,3 +171,22 @@ def test_quality_reports_every_kind_of_defect(tmp_path: Path) -> None:
     assert (report["dates_after_today"], report["dates_before_1998"]) == (1, 1)
     assert len(report["findings"]) == 4 and summary["quality"]["findings"] == report["findings"]
     assert "latest" in report["findings"][0] and "99" in report["findings"][1]
+
+
+def test_a_model_saved_without_ids_is_no_warm_start(tiny_raw: Path, tmp_path: Path) -> None:
+    """After an upgrade, the first night starts cold from a model that predates the ids."""
+    from safetensors.numpy import save_file
+
+    data = tmp_path / "data"
+    first = night(data, tiny_raw, index={"until": NIGHT_1})["train"]
+    config = PipelineConfig.from_dict({"index": {"until": NIGHT_2}})
+    for stage in ("ingest", "index"):  # tonight's index, published
+        plan = stages.plan(stage, data, config, tiny_raw)
+        if not plan.is_built:
+            stages.execute(plan, progress=False)
+        stages.publish(plan, keep=5)
+    assert stages.plan("train", data, config).inputs["warm_start"] == first["key"]
+    path = store.output_dir(data, "train", first["key"]) / "model.safetensors"
+    tensors = load_file(path)
+    save_file({k: tensors[k] for k in ("user_factors", "movie_factors")}, path)
+    assert stages.plan("train", data, config).inputs["warm_start"] is None

@@ -146,12 +146,20 @@ def _previous(data: Path, stage: str, upstream_key: str, field: str) -> str | No
 
 
 def _warm_source(data: Path, index_key: str, factors: int) -> str | None:
-    """The published model a train on `index_key` starts from: None for a cold start."""
+    """The published model a train on `index_key` starts from: None for a cold start (also when
+    it has other factors, or was saved without its ids by an older version)."""
     source = _previous(data, "train", index_key, "warm_start")
     if source is None:
         return None
-    manifest = store.read_manifest(store.output_dir(data, DIRECTORY["train"], source))
-    return source if manifest["config"]["factors"] == factors else None
+    directory = store.output_dir(data, DIRECTORY["train"], source)
+    if store.read_manifest(directory)["config"]["factors"] != factors:
+        return None
+    from safetensors import safe_open
+
+    from wmf.model import MODEL_FILE
+
+    with safe_open(directory / MODEL_FILE, framework="numpy") as f:
+        return source if "user_ids" in f.keys() else None  # noqa: SIM118 - not a dict; older models: cold
 
 
 def _params(stage: str, config: PipelineConfig) -> dict[str, Any]:
