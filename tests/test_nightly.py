@@ -190,3 +190,42 @@ def test_a_model_saved_without_ids_is_no_warm_start(tiny_raw: Path, tmp_path: Pa
     tensors = load_file(path)
     save_file({k: tensors[k] for k in ("user_factors", "movie_factors")}, path)
     assert stages.plan("train", data, config).inputs["warm_start"] is None
+
+
+def test_a_night_with_a_delta_file_parses_only_that_file(
+    tiny_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import wmf.ingest
+
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    shutil.copytree(tiny_raw, raw)
+    config = PipelineConfig()
+    first = stages.plan("ingest", data, config, raw)
+    stages.execute(first, progress=False)
+    stages.publish(first, keep=5)
+    (raw / "combined_data_5.txt").write_text("1:\n2649999,4,2005-12-31\n3:\n2649998,5,2005-12-31\n")
+    parsed: list[list[str]] = []
+    parse = wmf.ingest._read_lines_table
+    monkeypatch.setattr(
+        wmf.ingest,
+        "_read_lines_table",
+        lambda paths, *a: parsed.append([p.name for p in paths]) or parse(paths, *a),
+    )
+    tonight = stages.plan("ingest", data, config, raw)
+    manifest = stages.execute(tonight, progress=False)
+    assert ["combined_data_5.txt"] in parsed and not any("combined_data_1.txt" in p for p in parsed)
+    full = tmp_path / "full"
+    full.mkdir()
+    monkeypatch.setattr(wmf.ingest, "_read_lines_table", parse)
+    expected = ingest(raw, full, IngestConfig(), progress=False)  # everything parsed again
+    got = pl.read_parquet(tonight.output / "ratings.parquet")
+    assert got.equals(pl.read_parquet(full / "ratings.parquet"))
+    assert got.height == first_rows(first) + 2
+    assert manifest["summary"]["files"] == expected["files"]
+    assert store.read_json(tonight.output / "quality.json")["files"][-1]["ratings"] == 2
+
+
+def first_rows(plan: stages.StagePlan) -> int:
+    return store.read_manifest(plan.output)["outputs"]["ratings"]["rows"]

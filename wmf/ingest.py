@@ -30,6 +30,8 @@ from tqdm import tqdm
 from wmf import quality
 from wmf.config import IngestConfig
 from wmf.errors import BadInputError, MissingInputError
+from wmf.reuse import Reuse
+from wmf.reuse import ratings as reuse_rows
 from wmf.store import write_json
 
 RATINGS_SCHEMA = {"movie_id": pl.Int32, "user_id": pl.Int32, "rating": pl.Int8, "date": pl.Date}
@@ -83,13 +85,16 @@ class _Rejects:
         self.rows.append({"file": _name(path, self.raw), "line": line, "text": text, "reason": reason})
 
 
-def ingest(raw: Path, out: Path, config: IngestConfig, progress: bool = True) -> dict:
+def ingest(
+    raw: Path, out: Path, config: IngestConfig, progress: bool = True, reuse: Reuse | None = None
+) -> dict:
     """Parse RAW into OUT/{ratings,movies,probe,rejects}.parquet and quality.json; return counts
-    for the manifest."""
-    return _with_quality(Path(out), _parse(raw, out, config, progress))
+    for the manifest. `reuse`: the published ingest, whose rows of unchanged ratings files are
+    taken instead of parsed again (wmf.reuse)."""
+    return _with_quality(Path(out), _parse(raw, out, config, progress, reuse))
 
 
-def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool) -> dict:
+def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Reuse | None = None) -> dict:
     raw, out = Path(raw), Path(out)
     inputs = find_inputs(raw)
     rejects = _Rejects(raw, config.on_bad_lines, [])
@@ -105,7 +110,10 @@ def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool) -> dict:
     for kind in ("probe", "ratings"):
         if inputs[kind]:
             path = out / f"{kind}.parquet"
-            files += _read_lines_table(inputs[kind], kind, path, raw, rejects)
+            counts = _reused(inputs[kind], path, raw, rejects, reuse) if kind == "ratings" and reuse else None
+            files += (
+                counts if counts is not None else _read_lines_table(inputs[kind], kind, path, raw, rejects)
+            )
             tables[kind] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
             steps.update()
     steps.close()
@@ -123,6 +131,18 @@ def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool) -> dict:
         "movies_encoding": titles.encoding,
         "warnings": titles.warnings,
     }
+
+
+def _reused(paths: list[Path], dest: Path, raw: Path, rejects: _Rejects, reuse: Reuse) -> list | None:
+    """The ratings table from the published ingest's rows of unchanged files and a parse of the
+    others; None when none is reusable (then everything is parsed)."""
+    part = dest.with_name(f".fresh-{dest.name}")
+    names = [_name(p, raw) for p in paths]
+
+    def parse(fresh: list[Path]) -> list[dict[str, Any]]:
+        return _read_lines_table(fresh, "ratings", part, raw, rejects)
+
+    return reuse_rows(paths, names, dest, part, reuse, parse)
 
 
 def _with_quality(out: Path, summary: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from wmf import plots, resources, store
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError, ShrinkError
 from wmf.fingerprints import FingerprintCache
+from wmf.reuse import Reuse
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
@@ -47,7 +48,7 @@ DIRECTORY: dict[str, str] = {
 # Modules whose source defines each stage's output: a change to any of them
 # changes the stage's cache key (Prefect's TASK_SOURCE sees only the task body).
 MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("wmf.ingest", "wmf.quality", "wmf.errors"),
+    "ingest": ("wmf.ingest", "wmf.reuse", "wmf.quality", "wmf.errors"),
     "index": ("wmf.index", "wmf.interactions"),
     "train": (
         "wmf.train",
@@ -187,6 +188,18 @@ def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None
     )
 
 
+def _reusable_ingest(plan: StagePlan) -> Reuse | None:
+    """The published ingest and the raw files unchanged since (same name and fingerprint)."""
+    try:
+        published = latest_manifest(Path(plan.data), "ingest")
+    except MissingInputError:
+        return None
+    if published["key"] == plan.key or published.get("raw") != plan.raw:
+        return None
+    same = frozenset(n for n, fp in plan.inputs.items() if published["inputs"].get(n) == fp)
+    return Reuse(store.latest_dir(Path(plan.data), DIRECTORY["ingest"]).resolve(), same)
+
+
 def _upstream_dir(plan: StagePlan, stage: str) -> Path:
     directory = store.output_dir(Path(plan.data), DIRECTORY[stage], plan.inputs[stage])
     if not store.is_complete(directory):
@@ -275,7 +288,8 @@ def _core(
         raw = Path(plan.raw or "")
         if mapper is not None:
             return lambda out, progress: ingest_partitioned(raw, out, c, mapper, progress=progress)
-        return lambda out, progress: ingest(raw, out, c, progress=progress)
+        reuse = _reusable_ingest(plan)
+        return lambda out, progress: ingest(raw, out, c, progress=progress, reuse=reuse)
     if plan.stage == "index":
         from wmf.index import build_index
 
