@@ -105,6 +105,14 @@ def latest_manifest(data: Path, stage: str) -> dict[str, Any]:
     return store.read_manifest(store.latest_dir(Path(data), DIRECTORY[stage]))
 
 
+def _published(data: Path, stage: str) -> dict[str, Any] | None:
+    """The stage's published manifest, or None before its first publish."""
+    try:
+        return latest_manifest(data, stage)
+    except MissingInputError:
+        return None
+
+
 def _inputs(stage: str, data: Path, raw: Path | None, config: PipelineConfig) -> dict[str, Any]:
     if stage == "ingest":
         from wmf.ingest import find_inputs
@@ -135,9 +143,8 @@ def _previous(data: Path, stage: str, upstream_key: str, field: str) -> str | No
     rerun, or other options on the same night): then the one it followed (its `field`
     input), so that an unchanged rerun keeps its key. One pruned since is none.
     """
-    try:
-        latest = latest_manifest(data, stage)
-    except MissingInputError:
+    latest = _published(data, stage)
+    if latest is None:
         return None
     same_night = latest["inputs"][UPSTREAM[stage]] == upstream_key
     source = latest["inputs"].get(field) if same_night else latest["key"]
@@ -190,11 +197,8 @@ def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None
 
 def _reusable_ingest(plan: StagePlan) -> Reuse | None:
     """The published ingest and the raw files unchanged since (same name and fingerprint)."""
-    try:
-        published = latest_manifest(Path(plan.data), "ingest")
-    except MissingInputError:
-        return None
-    if published["key"] == plan.key or published.get("raw") != plan.raw:
+    published = _published(Path(plan.data), "ingest")
+    if published is None or published["key"] == plan.key or published.get("raw") != plan.raw:
         return None
     same = frozenset(n for n, fp in plan.inputs.items() if published["inputs"].get(n) == fp)
     return Reuse(store.latest_dir(Path(plan.data), DIRECTORY["ingest"]).resolve(), same)
@@ -251,9 +255,8 @@ def clean_stale(data: Path) -> list[Path]:
 
 
 def _check_shrink(plan: StagePlan) -> None:
-    try:
-        published = latest_manifest(Path(plan.data), "ingest")
-    except MissingInputError:
+    published = _published(Path(plan.data), "ingest")
+    if published is None:
         return
     before = published["outputs"]["ratings"]["rows"]
     now = store.read_manifest(plan.output)["outputs"]["ratings"]["rows"]
