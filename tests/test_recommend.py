@@ -48,6 +48,20 @@ def test_top_k_matches_brute_force_with_ties_and_short_rows(tied_problem, k):
         assert (got[0] == -1).any() and np.all(np.isneginf(got[1][got[0] == -1]))
 
 
+@pytest.mark.parametrize(("n_items", "k"), [(70, 1), (70, 33), (1000, 5), (1000, 40)])
+def test_chunked_scoring_matches_brute_force(monkeypatch, n_items, k):
+    """Scores built in many column chunks (the last one partial) and selected across them."""
+    monkeypatch.setattr("wmf.recommend._CHUNK_BYTES", 64 * 4 * 64)  # 64-column chunks at 64 rows
+    rng = np.random.default_rng(2)
+    users = rng.integers(-2, 3, (300, 4)).astype(np.float32)
+    items = rng.integers(-2, 3, (n_items, 4)).astype(np.float32)
+    seen = rng.random((300, n_items)) < 0.4
+    expected = brute_top_k(users @ items.T, seen, k)
+    got = top_k(users, items, k, exclude=to_csr(seen), batch_size=64)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
 @pytest.mark.parametrize("k", [5, 40])
 def test_torch_selection_path_agrees(tied_problem, k):
     """The CUDA code path (torch.topk + tie repair), exercised on the CPU."""

@@ -1,11 +1,13 @@
 """Batched exact top-k recommendation and item-to-item similarity.
 
-Scores are one dense matrix product per batch of users (BLAS through torch, so
-memory is bounded by the batch, not by the number of users), seen items are set
-to -inf in one scatter. Selection on the CPU is a numba kernel: the maxima of
-32-column blocks give each row a lower bound of its k-th best score, so only
-the few blocks reaching it are scanned into a k-sized heap (much cheaper than
-`torch.topk` over 17.8k columns). On other devices (CUDA) it is `torch.topk`.
+Scores are dense matrix products per batch of users (BLAS through torch, so
+memory is bounded by the batch, not by the number of users), seen items set to
+-inf. On the CPU the product is taken one chunk of items at a time, small enough
+to stay in L2 while a numba kernel masks its seen items and takes the maxima of
+its 32-column blocks; those maxima give each row a lower bound of its k-th best
+score, so only the few blocks reaching it are scanned into a k-sized heap (much
+cheaper than `torch.topk` over 17.8k columns). On other devices (CUDA) it is
+`torch.topk`.
 
 Ties are broken deterministically, lower item index first, on every device:
 `torch.topk` alone is not stable, and recommendations must be reproducible.
@@ -14,6 +16,7 @@ Slots beyond the number of candidate items hold item -1 and score -inf.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -24,6 +27,7 @@ from tqdm import tqdm
 
 Array = np.ndarray | torch.Tensor
 _BLOCK = 32
+_CHUNK_BYTES = 512 << 10  # one chunk's scores: half of a 1 MiB L2
 
 
 @torch.no_grad()
@@ -43,25 +47,46 @@ def top_k(
     (the seen items); `users` picks and orders the rows (default: all users).
     On the CPU, one worker thread per torch thread scores and selects its own
     batches with single-threaded kernels, as implicit does: no barrier between
-    the product and the selection, and a ~256-user score block stays in cache.
+    the product and the selection.
     """
     n_users = user_factors.shape[0]
     rows = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
-    items_t = _as_float32(item_factors, device)
+    on_cpu = torch.device(device).type == "cpu"
+    # A copy: torch's allocator aligns it, and BLAS took twice as long on the unaligned
+    # buffer of a safetensors file.
+    items_t = _as_float32(item_factors, device).clone()
     out_items = np.empty((len(rows), k), dtype=np.int32)
     out_scores = np.empty((len(rows), k), dtype=np.float32)
+    if exclude is None:
+        exclude = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32))
+    seen_ptr, seen_idx = np.asarray(exclude[0], dtype=np.int64), np.asarray(exclude[1])
+    buffers = threading.local()  # each CPU worker's score buffer, reused: a new one page-faults again
 
     def score_batch(start: int) -> None:
         with torch.no_grad():  # grad mode is per thread
             batch = rows[start : start + batch_size]
-            scores = _as_float32(user_factors[_take(user_factors, batch, users is None)], device) @ items_t.T
-            seen = _csr_rows(exclude, batch, contiguous=users is None)
+            queries = _as_float32(user_factors[_take(user_factors, batch, users is None)], device)
             stop = start + len(batch)
-            out_items[start:stop], out_scores[start:stop] = _select(scores, seen, k)
+            if on_cpu:
+                _score_select_cpu(
+                    queries,
+                    items_t,
+                    batch,
+                    (seen_ptr, seen_idx),
+                    buffers,
+                    out_items[start:stop],
+                    out_scores[start:stop],
+                )
+                return
+            scores = queries @ items_t.T
+            if len(seen_ptr):
+                _mask_seen(scores, _csr_rows(seen_ptr, seen_idx, batch, contiguous=users is None))
+            items, values = _select_torch(scores, k)
+            out_items[start:stop], out_scores[start:stop] = items.cpu().numpy(), values.cpu().numpy()
 
     starts = range(0, len(rows), batch_size)
     bar = partial(tqdm, total=len(starts), disable=not progress, desc="top-k", unit="batch")
-    workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+    workers = torch.get_num_threads() if on_cpu else 1
     if workers == 1:
         for start in bar(starts):
             score_batch(start)
@@ -110,12 +135,9 @@ def _take(factors: Array, batch: np.ndarray, contiguous: bool) -> slice | np.nda
 
 
 def _csr_rows(
-    exclude: tuple[np.ndarray, np.ndarray] | None, batch: np.ndarray, contiguous: bool
+    indptr: np.ndarray, indices: np.ndarray, batch: np.ndarray, contiguous: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's rows of the exclusion CSR, re-based to start at 0."""
-    if exclude is None:
-        return np.zeros(len(batch) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    indptr, indices = np.asarray(exclude[0], dtype=np.int64), np.asarray(exclude[1])
+    """The batch's rows of the exclusion CSR (indptr int64), re-based to start at 0."""
     if contiguous:
         lo, hi = int(batch[0]), int(batch[-1]) + 1
         return indptr[lo : hi + 1] - indptr[lo], indices[indptr[lo] : indptr[hi]]
@@ -127,27 +149,6 @@ def _csr_rows(
     return ptr, indices[positions]
 
 
-def _select(
-    scores: torch.Tensor, seen: tuple[np.ndarray, np.ndarray], k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of each row of a score batch, seen items dropped, ties to the lower index."""
-    _mask_seen(scores, seen)
-    if scores.device.type == "cpu":
-        items = np.empty((scores.shape[0], k), dtype=np.int32)
-        values = np.empty((scores.shape[0], k), dtype=np.float32)
-        maxima = _block_maxima(scores)
-        n_blocks = maxima.shape[1]
-        if n_blocks > k:
-            # The k-th largest block maximum is a lower bound of the row's k-th largest score.
-            thresholds = maxima.kthvalue(n_blocks - k + 1, dim=1).values
-        else:
-            thresholds = torch.full((scores.shape[0],), -torch.inf)
-        _select_heap(scores.numpy(), maxima.numpy(), thresholds.numpy(), items, values)
-        return items, values
-    items_t, values_t = _select_torch(scores, k)
-    return items_t.cpu().numpy(), values_t.cpu().numpy()
-
-
 def _mask_seen(scores: torch.Tensor, seen: tuple[np.ndarray, np.ndarray]) -> None:
     """Write -inf at the batch's CSR positions in one scatter."""
     n_rows, n_items = scores.shape
@@ -155,16 +156,6 @@ def _mask_seen(scores: torch.Tensor, seen: tuple[np.ndarray, np.ndarray]) -> Non
     flat_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(ptr))
     flat = torch.as_tensor(flat_rows * n_items + idx.astype(np.int64), device=scores.device)
     scores.view(-1)[flat] = -torch.inf
-
-
-def _block_maxima(scores: torch.Tensor) -> torch.Tensor:
-    """Maximum of each run of _BLOCK consecutive columns (vectorized by torch, unlike numba)."""
-    n_rows, n_items = scores.shape
-    full = n_items // _BLOCK * _BLOCK
-    maxima = scores[:, :full].view(n_rows, -1, _BLOCK).amax(dim=2)
-    if full < n_items:
-        maxima = torch.cat([maxima, scores[:, full:].amax(dim=1, keepdim=True)], dim=1)
-    return maxima
 
 
 def _select_torch(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,31 +183,107 @@ def _select_torch(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
     return items, values
 
 
+def _score_select_cpu(
+    queries: torch.Tensor,
+    items: torch.Tensor,
+    rows: np.ndarray,
+    seen: tuple[np.ndarray, np.ndarray],
+    buffers: threading.local,
+    out_items: np.ndarray,
+    out_values: np.ndarray,
+) -> None:
+    """Score a batch chunk by chunk of items, each chunk's product small enough to stay in
+    L2 while its seen items are masked and its block maxima taken (measured: a whole
+    256 x 17,770 block written to memory and read back cost 2-4x as much on a busy
+    machine); the scores stay in one reused buffer for the selection."""
+    n_rows, n_items = queries.shape[0], items.shape[0]
+    width = max(_BLOCK, _CHUNK_BYTES // (4 * n_rows) // _BLOCK * _BLOCK)
+    n_chunks = -(-n_items // width)
+    if getattr(buffers, "scores", None) is None or buffers.scores.numel() < n_rows * n_chunks * width:
+        buffers.scores = torch.empty(n_rows * n_chunks * width)
+    flat = buffers.scores
+    maxima = np.empty((n_rows, -(-n_items // _BLOCK)), dtype=np.float32)
+    bucket_ptr, seen_rows, seen_cols = _seen_by_chunk(rows, seen[0], seen[1], width, n_chunks)
+    for c in range(n_chunks):
+        lo, hi = c * width, min(n_items, (c + 1) * width)
+        base = c * n_rows * width
+        chunk = torch.mm(
+            queries, items[lo:hi].T, out=flat[base : base + n_rows * (hi - lo)].view(n_rows, hi - lo)
+        )
+        in_chunk = slice(bucket_ptr[c], bucket_ptr[c + 1])
+        _mask_and_maxima(chunk.numpy(), lo, seen_rows[in_chunk], seen_cols[in_chunk], maxima)
+    _select_blocks(flat.numpy(), width, n_items, maxima, out_items, out_values)
+
+
 @numba.njit(nogil=True, cache=True)
-def _select_heap(scores, maxima, thresholds, out_items, out_values):  # pragma: no cover - numba
+def _seen_by_chunk(rows, seen_ptr, seen_idx, width, n_chunks):  # pragma: no cover - numba
+    """The batch's seen (row, column) pairs grouped by column chunk (one counting sort),
+    so that each chunk masks only its own."""
+    bucket_ptr = np.zeros(n_chunks + 1, np.int64)
+    if seen_ptr.shape[0] == 0:
+        return bucket_ptr, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    for u in rows:
+        for p in range(seen_ptr[u], seen_ptr[u + 1]):
+            bucket_ptr[seen_idx[p] // width + 1] += 1
+    bucket_ptr = np.cumsum(bucket_ptr)
+    fill = bucket_ptr[:-1].copy()
+    out_rows = np.empty(bucket_ptr[-1], np.int64)
+    out_cols = np.empty(bucket_ptr[-1], np.int64)
+    for r in range(rows.shape[0]):
+        u = rows[r]
+        for p in range(seen_ptr[u], seen_ptr[u + 1]):
+            c = seen_idx[p] // width
+            out_rows[fill[c]] = r
+            out_cols[fill[c]] = seen_idx[p]
+            fill[c] += 1
+    return bucket_ptr, out_rows, out_cols
+
+
+@numba.njit(nogil=True, cache=True)
+def _mask_and_maxima(chunk, lo, seen_rows, seen_cols, maxima):  # pragma: no cover - numba
+    """Set the chunk's seen items (columns lo..) to -inf, then write its _BLOCK-column maxima."""
+    n_rows, width = chunk.shape
+    for p in range(seen_rows.shape[0]):
+        chunk[seen_rows[p], seen_cols[p] - lo] = -np.inf
+    for r in range(n_rows):
+        row = chunk[r]
+        for b0 in range(0, width, _BLOCK):
+            m = -np.inf
+            for j in range(b0, min(b0 + _BLOCK, width)):
+                if row[j] > m:
+                    m = row[j]
+            maxima[r, (lo + b0) // _BLOCK] = m
+
+
+@numba.njit(nogil=True, cache=True)
+def _select_blocks(flat, width, n_items, maxima, out_items, out_values):  # pragma: no cover - numba
     """Per row: a min-heap of the best k (worst at the root) over the few items that can qualify.
 
-    Only blocks whose maximum reaches the row's threshold (a lower bound of its
-    k-th largest score) are scanned: ~k/n of the row instead of all of it, and
-    hardly any heap updates beyond the first k.
-    Items are visited in ascending order, so an equal score never displaces an
-    item already kept: ties go to the lower index without extra comparisons.
+    The k-th largest block maximum is a lower bound of the row's k-th largest score, so
+    only blocks reaching it are scanned: ~k/n of the row, and hardly any heap updates
+    beyond the first k. Items are visited in ascending order, so an equal score never
+    displaces an item already kept: ties go to the lower index without extra comparisons.
+    `flat` holds the chunks one after another, each row-major over the batch's rows.
     """
-    n_rows, n_items = scores.shape
+    n_rows, n_blocks = maxima.shape
     k = out_items.shape[1]
-    n_blocks = maxima.shape[1]
     for r in range(n_rows):
-        row = scores[r]
         block_max = maxima[r]
-        threshold = thresholds[r]
+        threshold = -np.inf
+        if n_blocks > k:
+            threshold = np.partition(block_max.copy(), n_blocks - k)[n_blocks - k]
         heap_v = out_values[r]
         heap_i = out_items[r]
         size = 0
         for b in range(n_blocks):
-            if block_max[b] < threshold:
+            if block_max[b] < threshold or block_max[b] == -np.inf:
                 continue
-            for j in range(b * _BLOCK, min((b + 1) * _BLOCK, n_items)):
-                x = row[j]
+            j0 = b * _BLOCK
+            c = j0 // width
+            lo = c * width
+            offset = c * n_rows * width + r * (min(n_items, lo + width) - lo) - lo
+            for j in range(j0, min(j0 + _BLOCK, n_items)):
+                x = flat[offset + j]
                 if x < threshold or x == -np.inf:
                     continue
                 if size < k:
