@@ -238,3 +238,25 @@ def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds):  # pragma:
                 rs = rs_new
             for f in range(d):
                 X[u, f] = x[f]
+
+
+@njit(cache=True)
+def select_columns(indptr, indices, conf, local, n_wanted):  # pragma: no cover - numba
+    """The nonzeros of the columns with local[column] >= 0 as a CSR over those columns
+    (crow, row, conf), rows ascending within each: one counting pass, one filling pass."""
+    crow = np.zeros(n_wanted + 1, dtype=np.int64)
+    for k in range(len(indices)):
+        if local[indices[k]] >= 0:
+            crow[local[indices[k]] + 1] += 1
+    crow = np.cumsum(crow)
+    cursor = crow[:-1].copy()
+    rows = np.empty(crow[-1], dtype=np.int64)
+    out_conf = np.empty(crow[-1], dtype=conf.dtype)
+    for u in range(len(indptr) - 1):
+        for k in range(indptr[u], indptr[u + 1]):
+            slot = local[indices[k]]
+            if slot >= 0:
+                rows[cursor[slot]] = u
+                out_conf[cursor[slot]] = conf[k]
+                cursor[slot] += 1
+    return crow, rows, out_conf

@@ -66,6 +66,18 @@ class SparseOps:
         """(crow, col, conf) of the user-major ("users") or movie-major ("movies") CSR."""
         ...
 
+    def sub_csr(self, side: str, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(crow, col, conf) of just these rows of that side's CSR, in the order of `rows`."""
+        crow, col, conf = self.csr(side)
+        rows = rows.to(crow.device)
+        counts = crow[rows + 1] - crow[rows]
+        sub_crow = torch.zeros(len(rows) + 1, dtype=torch.int64, device=crow.device)
+        sub_crow[1:] = torch.cumsum(counts, 0)
+        n = int(sub_crow[-1])
+        pos = torch.repeat_interleave(crow[rows] - sub_crow[:-1], counts, output_size=n)
+        pos += torch.arange(n, device=crow.device)
+        return sub_crow, col[pos], conf[pos]
+
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Context for the solver steps (see NumbaOps.exclusive)."""
@@ -171,6 +183,16 @@ class NumbaOps(SparseOps):
     def csr(self, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         crow, col, conf = (self.indptr, self.indices, self.conf) if side == "users" else self._movies()
         return torch.from_numpy(crow), torch.from_numpy(col), torch.from_numpy(conf)  # int32 col: no copy
+
+    def sub_csr(self, side: str, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Movies' rows without the movie-major CSR (argsorting every nonzero): one scan of the
+        user-major one (measured: 0.2 s in torch ops at 10M ratings, 30 ms here)."""
+        if side == "users" or self._movie_csr is not None:
+            return super().sub_csr(side, rows)
+        local = np.full(self.n_movies, -1, dtype=np.int64)
+        local[rows.numpy()] = np.arange(len(rows))
+        crow, users, conf = kernels.select_columns(self.indptr, self.indices, self.conf, local, len(rows))
+        return torch.from_numpy(crow), torch.from_numpy(users), torch.from_numpy(conf)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -15,8 +15,10 @@ import torch
 from wmf.kernels import CG_EPS
 from wmf.objective import NumbaOps, Objective, SparseOps
 
-# Elements of the batched outer products built at once by the Cholesky solve.
-_CHOLESKY_BLOCK = 1 << 24
+# Elements of the batched outer products built at once by the Cholesky solve: few large
+# launches on a GPU; on a CPU a block that stays in cache (measured: a fold-in of 270 users
+# took 0.18 s with 64 MB temporaries, 0.03 s with 4 MB ones).
+_CHOLESKY_BLOCK = {"cuda": 1 << 24, "cpu": 1 << 20}
 
 Product = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,8 +70,9 @@ def cholesky_rows(
     """Exact solve of every row's system, building A_u for batches of rows (reference, small d)."""
     n_rows, d = X.shape
     counts = crow.diff()
-    rows_per_batch = max(1, _CHOLESKY_BLOCK // (d * d))
-    nnz_per_chunk = max(1, _CHOLESKY_BLOCK // (d * d))
+    block = _CHOLESKY_BLOCK.get(X.device.type, _CHOLESKY_BLOCK["cuda"])
+    rows_per_batch = max(1, block // (d * d))
+    nnz_per_chunk = max(1, block // (d * d))
     for r0 in range(0, n_rows, rows_per_batch):
         r1 = min(n_rows, r0 + rows_per_batch)
         A = (w0 * G).expand(r1 - r0, d, d).clone()
@@ -127,29 +130,11 @@ def fold_in_rows(
     """
     if len(rows) == 0:
         return
-    crow, col, conf = ops.csr("users")  # user-major: cheap on every backend
-    rows = rows.to(crow.device)
     if side == "users":
-        counts = crow[rows + 1] - crow[rows]
-        sub_crow = torch.zeros(len(rows) + 1, dtype=torch.int64, device=crow.device)
-        sub_crow[1:] = torch.cumsum(counts, 0)
-        n = int(sub_crow[-1])
-        pos = torch.repeat_interleave(crow[rows] - sub_crow[:-1], counts, output_size=n)
-        pos += torch.arange(n, device=crow.device)
-        sub_col, sub_conf = col[pos], conf[pos]
         G, lam, X, Y = V.T @ V, objective.lam_users, U, V
     else:
-        local = torch.full((V.shape[0],), -1, dtype=torch.int64, device=crow.device)
-        local[rows] = torch.arange(len(rows), device=crow.device)
-        pos = torch.nonzero(local[col] >= 0).flatten()
-        movie = local[col[pos]]
-        order = torch.argsort(movie, stable=True)
-        pos = pos[order]
-        sub_col = torch.searchsorted(crow, pos, right=True) - 1  # the user of each interaction
-        sub_conf = conf[pos]
-        sub_crow = torch.zeros(len(rows) + 1, dtype=torch.int64, device=crow.device)
-        sub_crow[1:] = torch.cumsum(torch.bincount(movie, minlength=len(rows)), 0)
         G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
+    sub_crow, sub_col, sub_conf = ops.sub_csr(side, rows)
     solved = torch.zeros(len(rows), X.shape[1], dtype=X.dtype, device=X.device)
     rows = rows.to(X.device)
     cholesky_rows(
