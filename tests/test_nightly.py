@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from wmf import stages, store
-from wmf.config import IndexConfig, IngestConfig, PipelineConfig
+from wmf.config import IndexConfig, IngestConfig, PipelineConfig, TrainConfig
 from wmf.drift import drift
 from wmf.errors import WmfError
 from wmf.index import build_index
@@ -60,7 +60,8 @@ def test_warm_start_is_taken_recorded_and_keeps_reruns_cached(tiny_raw: Path, ni
     first, second = nights["first"]["train"], nights["second"]["train"]
     assert first["summary"]["warm_start_from"] is None  # nothing published before the first night
     assert second["inputs"]["warm_start"] == second["summary"]["warm_start_from"] == first["key"]
-    assert second["summary"]["iterations"] == second["summary"]["refit_iterations"] == 2
+    warm = TrainConfig().warm_iterations
+    assert second["summary"]["iterations"] == second["summary"]["refit_iterations"] == warm
     before, after = model(nights["data"], first), model(nights["data"], second)
     assert second["summary"]["fold_in"] == {
         "users_new": len(np.setdiff1d(after["user_ids"], before["user_ids"])),

@@ -119,7 +119,11 @@ class TrainConfig:
         "start from the published model when it has the same factors: users and movies matched "
         "by id, new ones folded in by one exact solve, then `warm_iterations` sweeps",
     )
-    warm_iterations: int = opt(2, "ALS sweeps of a warm start, in each of the evaluated and the refit model")
+    warm_iterations: int = opt(
+        1,
+        "ALS sweeps of a warm start, in each of the evaluated and the refit model (one matched a cold "
+        "train within 0.001 Recall@20 after a day or a week of new ratings)",
+    )
     fold_in_only: bool = opt(
         False,
         "no sweeps: fold new movies, then new users and users whose ratings changed in number, "
