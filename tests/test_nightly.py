@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from safetensors.numpy import load_file
 
-from wmf import stages, store
+from wmf import export, stages, store
 from wmf.config import IndexConfig, IngestConfig, PipelineConfig, TrainConfig
-from wmf.drift import drift
+from wmf.drift import drift, read_lists
 from wmf.errors import WmfError
 from wmf.index import build_index
 from wmf.ingest import ingest
@@ -117,6 +117,10 @@ def test_drift_compares_with_the_previous_export(nights: dict[str, Any]) -> None
     assert second["scores"]["previous"] == first["scores"]["current"]
     directory = Path(nights["second"]["export"]["outputs"]["recommendations"]["path"]).parent
     assert store.read_json(directory / "drift.json") == second
+    previous = Path(nights["first"]["export"]["outputs"]["recommendations"]["path"]).parent
+    names = (export.RECOMMENDATIONS, export.USER_EMBEDDINGS, export.MOVIE_EMBEDDINGS)
+    reread = drift(previous, read_lists(directory / export.RECOMMENDATIONS), directory, *names)
+    assert reread == second  # the lists the export kept while writing are the published ones
 
 
 def _rbo(a: list[int], b: list[int], p: float = 0.9) -> float:
@@ -139,8 +143,9 @@ def test_drift_figures_match_their_definitions(tmp_path: Path) -> None:
         frame.with_columns(score=pl.lit(0.5)).write_parquet(tmp_path / name / "recs.parquet")
         frame.select("user_id").unique().write_parquet(tmp_path / name / "users.parquet")
         frame.select("movie_id").unique().write_parquet(tmp_path / name / "movies.parquet")
+    now = read_lists(tmp_path / "current" / "recs.parquet")
     result = drift(
-        tmp_path / "previous", tmp_path / "current", "recs.parquet", "users.parquet", "movies.parquet"
+        tmp_path / "previous", now, tmp_path / "current", "recs.parquet", "users.parquet", "movies.parquet"
     )
     assert result["users_compared"] == 3
     assert result["share_changed@10"] == pytest.approx(2 / 3)

@@ -31,11 +31,15 @@ FIELDS = (
 )
 
 
+Lists = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def drift(
-    previous: Path | None, current: Path, recommendations: str, users: str, movies: str
+    previous: Path | None, now: Lists, current: Path, recommendations: str, users: str, movies: str
 ) -> dict[str, Any]:
-    """Compare the export in `current` with the one in `previous` (None: the first night)."""
-    now = _lists(current / recommendations)
+    """Compare tonight's lists `now` (of the export in `current`) with the export in `previous`
+    (None: the first night). The export hands its lists over as it wrote them: reading 48 M
+    rows back would cost seconds."""
     result: dict[str, Any] = {
         "previous_run": None if previous is None else previous.name,
         **dict.fromkeys(FIELDS),
@@ -43,7 +47,7 @@ def drift(
     }
     if previous is None:
         return result
-    before = _lists(previous / recommendations)
+    before = read_lists(previous / recommendations)
     common, at_now, at_before = np.intersect1d(now[0], before[0], assume_unique=True, return_indices=True)
     changed, jaccard, rbo = _compare(now[1], now[2], at_now, before[1], before[2], at_before, TOP, RBO_P)
     kept_users = _ids(previous / users, "user_id"), _ids(current / users, "user_id")
@@ -64,8 +68,8 @@ def drift(
     return result
 
 
-def _lists(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(distinct user ids, where each user's rows start (+ the end), movie ids, scores), by user and rank."""
+def read_lists(path: Path) -> Lists:
+    """The lists of a recommendations table, by user and rank."""
     table = pq.read_table(path, columns=["user_id", "rank", "movie_id", "score"])
     user, rank = table["user_id"].to_numpy(), table["rank"].to_numpy()
     movie, score = table["movie_id"].to_numpy(), table["score"].to_numpy()
@@ -73,6 +77,12 @@ def _lists(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if len(key) > 1 and not np.all(key[1:] > key[:-1]):  # the export writes them in order
         order = np.argsort(key, kind="stable")
         user, movie, score = user[order], movie[order], score[order]
+    return ranked_lists(user, movie, score)
+
+
+def ranked_lists(user: np.ndarray, movie: np.ndarray, score: np.ndarray) -> Lists:
+    """(distinct user ids, where each user's rows start (+ the end), movie ids, scores) of rows
+    already ordered by user and rank."""
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else np.zeros(0, np.int64)
     return user[starts], np.r_[starts, len(user)], movie, score
 

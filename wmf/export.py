@@ -29,7 +29,7 @@ from tqdm import tqdm
 import wmf
 from wmf import store
 from wmf.config import ExportConfig
-from wmf.drift import drift
+from wmf.drift import Lists, drift, ranked_lists
 from wmf.interactions import load_seen
 from wmf.recommend import similar_items, top_k
 
@@ -86,19 +86,20 @@ def export(
         )
     metadata = _provenance(run_id or out.name, train_dir, config)
 
+    n_recommended, lists = _write_recommendations(
+        out / RECOMMENDATIONS,
+        user_factors,
+        movie_factors,
+        seen,
+        users,
+        movies,
+        config,
+        metadata,
+        progress,
+        mapper,
+    )
     rows = {
-        RECOMMENDATIONS: _write_recommendations(
-            out / RECOMMENDATIONS,
-            user_factors,
-            movie_factors,
-            seen,
-            users,
-            movies,
-            config,
-            metadata,
-            progress,
-            mapper,
-        ),
+        RECOMMENDATIONS: n_recommended,
         USER_EMBEDDINGS: _write(
             out / USER_EMBEDDINGS,
             {"user_id": users["user_id"].cast(pa.int32()), "embedding": _embeddings(user_factors)},
@@ -124,7 +125,7 @@ def export(
         "factors": int(user_factors.shape[1]),
         "tables": {name.removesuffix(".parquet"): {"path": name, "rows": n} for name, n in rows.items()},
     }
-    summary["drift"] = drift(previous, out, RECOMMENDATIONS, USER_EMBEDDINGS, MOVIE_EMBEDDINGS)
+    summary["drift"] = drift(previous, lists, out, RECOMMENDATIONS, USER_EMBEDDINGS, MOVIE_EMBEDDINGS)
     store.write_json(out / DRIFT, summary["drift"])
     metrics = store.read_json(train_dir / METRICS) if (train_dir / METRICS).is_file() else {}
     if metrics.get("model"):
@@ -206,9 +207,10 @@ def _write_recommendations(
     metadata: dict[bytes, bytes],
     progress: bool,
     mapper: Mapper = map,
-) -> int:
+) -> tuple[int, Lists]:
     """Score batches of users through `mapper` (built-in `map`, or a Dask client's) and write
-    them in user order; `mapper` sees a window of batches at a time, so memory stays bounded."""
+    them in user order; `mapper` sees a window of batches at a time, so memory stays bounded
+    (but for the lists themselves, kept for drift.json: 12 bytes a row)."""
     user_ids = users["user_id"].to_numpy().astype(np.int32)
     movie_columns = _movie_columns(movies)
     movie_ids = movie_columns["movie_id"].to_numpy()
@@ -236,7 +238,7 @@ def _write_recommendations(
         return pa.table(columns, schema=schema)
 
     starts = list(range(0, n_users, config.batch_users))
-    n_rows = 0
+    n_rows, kept = 0, []
     bar = tqdm(total=len(starts), disable=not progress, desc="recommendations", unit="batch")
     # One writer thread, one batch behind: compressing a batch overlaps scoring the next
     # (pyarrow and the scoring kernels release the GIL); batches are written in order.
@@ -246,6 +248,7 @@ def _write_recommendations(
             jobs = [job(lo) for lo in starts[window : window + _WINDOW]]
             for rows in mapper(_score_batch, jobs):
                 batch = table(*rows)
+                kept.append((rows[0], batch["movie_id"].to_numpy(), rows[3]))
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, batch)
@@ -254,7 +257,9 @@ def _write_recommendations(
         if pending is not None:
             pending.result()
     bar.close()
-    return n_rows
+    if not kept:
+        kept = [(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))]
+    return n_rows, ranked_lists(*(np.concatenate(column) for column in zip(*kept, strict=True)))
 
 
 def _write_similar(
