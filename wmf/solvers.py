@@ -71,10 +71,9 @@ def cholesky_rows(
     n_rows, d = X.shape
     counts = crow.diff()
     block = _CHOLESKY_BLOCK.get(X.device.type, _CHOLESKY_BLOCK["cuda"])
-    rows_per_batch = max(1, block // (d * d))
-    nnz_per_chunk = max(1, block // (d * d))
-    for r0 in range(0, n_rows, rows_per_batch):
-        r1 = min(n_rows, r0 + rows_per_batch)
+    per_block = max(1, block // (d * d))  # d x d matrices a block holds: systems, or outer products
+    for r0 in range(0, n_rows, per_block):
+        r1 = min(n_rows, r0 + per_block)
         A = (w0 * G).expand(r1 - r0, d, d).clone()
         A.diagonal(dim1=1, dim2=2).add_(lam[r0:r1, None])
         b = torch.zeros(r1 - r0, d, dtype=X.dtype, device=X.device)
@@ -82,8 +81,8 @@ def cholesky_rows(
         local = torch.repeat_interleave(
             torch.arange(r1 - r0, device=X.device), counts[r0:r1], output_size=k1 - k0
         )
-        for c0 in range(k0, k1, nnz_per_chunk):
-            c1 = min(k1, c0 + nnz_per_chunk)
+        for c0 in range(k0, k1, per_block):
+            c1 = min(k1, c0 + per_block)
             y = Y[col[c0:c1]]
             c = conf[c0:c1, None]
             idx = local[c0 - k0 : c1 - k0]
