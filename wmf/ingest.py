@@ -1,12 +1,12 @@
 """Ingest: the raw Netflix Prize files to typed Parquet tables.
 
-Ratings files are first parsed by one streaming, typed polars pass, so 100 M
-lines never sit in memory and the clean case reads the input once; a problem
-shows as a polars error, in the Parquet statistics or in line counts taken from
-the bytes meanwhile. Then, and for probe, the checked scan (every field read as
-text, then cast leniently) finds malformed lines vectorized: each row gets an
-`ok` flag, and only the rows that fail it are collected, with their global row
-index, to recover file, line number, text and reason afterwards.
+Ratings files are first parsed by a strict byte scanner (wmf.ratings_parser) that
+accepts only the clean layout, so the clean case reads the input once and keeps the
+records in memory for quality.json. Anything else sends the files, and probe, to
+the checked scan: every field is read as text by polars, then cast leniently, and
+malformed lines are found vectorized: each row gets an `ok` flag, and only the rows
+that fail it are collected, with their global row index, to recover file, line
+number, text and reason afterwards.
 movie_titles is small and irregular (no CSV quoting, commas inside titles,
 several encodings in the wild), so it is parsed line by line in Python.
 """
@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from wmf import quality
+from wmf import quality, ratings_parser
 from wmf.config import IngestConfig
 from wmf.errors import BadInputError, MissingInputError
 from wmf.reuse import Reuse
@@ -51,7 +49,6 @@ _REASONS = {
 }
 _NO_MOVIE, _BAD_MOVIE = 0, -1
 QUALITY = "quality.json"
-_CHUNK = 64 * 2**20  # bytes per line-counting step
 
 
 def find_inputs(raw: Path) -> dict[str, list[Path]]:
@@ -91,15 +88,20 @@ def ingest(
     """Parse RAW into OUT/{ratings,movies,probe,rejects}.parquet and quality.json; return counts
     for the manifest. `reuse`: the published ingest, whose rows of unchanged ratings files are
     taken instead of parsed again (wmf.reuse)."""
-    return _with_quality(Path(out), _parse(raw, out, config, progress, reuse))
+    summary, ratings = _parse(raw, out, config, progress, reuse)
+    return _with_quality(Path(out), summary, ratings)
 
 
-def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Reuse | None = None) -> dict:
+def _parse(
+    raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Reuse | None = None
+) -> tuple[dict, pl.DataFrame | None]:
+    """The tables and the manifest's counts; also the ratings when the parse kept them in memory."""
     raw, out = Path(raw), Path(out)
     inputs = find_inputs(raw)
     rejects = _Rejects(raw, config.on_bad_lines, [])
     tables: dict[str, dict[str, Any]] = {}
     files: list[dict[str, Any]] = []
+    ratings: pl.DataFrame | None = None
     steps = tqdm(total=2 + len(inputs["probe"]), desc="ingest", unit="table", disable=not progress)
 
     titles = _read_titles(inputs["movies"][0], rejects)
@@ -111,9 +113,10 @@ def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Re
         if inputs[kind]:
             path = out / f"{kind}.parquet"
             counts = _reused(inputs[kind], path, raw, rejects, reuse) if kind == "ratings" and reuse else None
-            files += (
-                counts if counts is not None else _read_lines_table(inputs[kind], kind, path, raw, rejects)
-            )
+            if counts is None:
+                counts, frame = _read_lines_table(inputs[kind], kind, path, raw, rejects)
+                ratings = frame if kind == "ratings" else None
+            files += counts
             tables[kind] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
             steps.update()
     steps.close()
@@ -122,7 +125,7 @@ def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Re
         table = pl.DataFrame(rejects.rows, schema=REJECTS_SCHEMA)
         tables["rejects"] = _write(table, out / "rejects.parquet")
     input_lines = sum(f["lines"] for f in files)
-    return {
+    summary = {
         "tables": tables,
         "input_lines": input_lines,
         "accepted": input_lines - len(rejects.rows),
@@ -131,6 +134,7 @@ def _parse(raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Re
         "movies_encoding": titles.encoding,
         "warnings": titles.warnings,
     }
+    return summary, ratings
 
 
 def _reused(paths: list[Path], dest: Path, raw: Path, rejects: _Rejects, reuse: Reuse) -> list | None:
@@ -140,14 +144,18 @@ def _reused(paths: list[Path], dest: Path, raw: Path, rejects: _Rejects, reuse: 
     names = [_name(p, raw) for p in paths]
 
     def parse(fresh: list[Path]) -> list[dict[str, Any]]:
-        return _read_lines_table(fresh, "ratings", part, raw, rejects)
+        return _read_lines_table(fresh, "ratings", part, raw, rejects)[0]
 
     return reuse_rows(paths, names, dest, part, reuse, parse)
 
 
-def _with_quality(out: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """Write quality.json beside the tables; the summary carries its findings."""
-    report = quality.check(out / "ratings.parquet", out / "movies.parquet", summary["files"], date.today())
+def _with_quality(out: Path, summary: dict[str, Any], ratings: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Write quality.json beside the tables (from `ratings` where the parse kept them, else
+    read back); the summary carries its findings."""
+    if ratings is None:
+        ratings = pl.read_parquet(out / "ratings.parquet")
+    titled = pl.read_parquet(out / "movies.parquet", columns=["movie_id"])["movie_id"]
+    report = quality.check(ratings, titled, summary["files"], date.today())
     write_json(out / QUALITY, report)
     summary["quality"] = {k: v for k, v in report.items() if k != "movies_without_title"}
     summary["quality"]["movies_without_title"] = len(report["movies_without_title"])
@@ -168,14 +176,17 @@ def _name(path: Path, raw: Path) -> str:
 
 def _read_lines_table(
     paths: list[Path], kind: str, dest: Path, raw: Path, rejects: _Rejects
-) -> list[dict[str, Any]]:
-    """Stream PATHS (ratings or probe layout) into DEST; report bad lines; per-file line counts."""
-    lines = _fast_ratings(paths, dest) if kind == "ratings" else None
-    if lines is not None:
-        return [
+) -> tuple[list[dict[str, Any]], pl.DataFrame | None]:
+    """Write PATHS (ratings or probe layout) into DEST; report bad lines; per-file line counts,
+    and the records where the clean case kept them in memory."""
+    fast = _fast_ratings(paths, dest) if kind == "ratings" else None
+    if fast is not None:
+        lines, frame = fast
+        counts = [
             {"name": _name(path, raw), "kind": kind, "lines": n, "records": n - headers, "rejected": 0}
             for path, (n, headers) in zip(paths, lines, strict=True)
         ]
+        return counts, frame
     lf, ok, reason = _checked_scan(paths, kind)
     columns = list(RATINGS_SCHEMA if kind == "ratings" else PROBE_SCHEMA)
     stats = _sink(lf, ok, columns, dest)
@@ -191,7 +202,7 @@ def _read_lines_table(
         first_row = {Path(p): s["first_row"] for p, s in stats_by_path.items()}
         for path, line, text, code in _locate(bad.collect(engine="streaming"), first_row):
             rejects.add(path, line, text, _REASONS[code])
-    return [
+    counts = [
         {
             "name": _name(path, raw),
             "kind": kind,
@@ -201,6 +212,7 @@ def _read_lines_table(
         }
         for path in paths
     ]
+    return counts, None
 
 
 def _sink(lf: pl.LazyFrame, ok: pl.Expr, columns: list[str], dest: Path) -> pl.DataFrame:
@@ -234,114 +246,15 @@ def _scan(paths: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
     )
 
 
-def _fast_ratings(paths: list[Path], dest: Path) -> list[tuple[int, int]] | None:
-    """The clean case in one typed pass; per-file (lines, MovieID lines), or None when anything
-    looks wrong.
-
-    A malformed value either makes polars raise (ragged line, non-integer rating)
-    or is written as a null or out-of-range value, which the Parquet footer's
-    statistics reveal without reading the data again. Line counts taken from the
-    bytes meanwhile catch lines polars drops (blank ones). Polars cannot say where
-    a problem is, so any doubt sends the caller to the checked scan, which finds
-    every bad line.
-    """
-    if not all(_opens_with_movie_line(p) for p in paths):
+def _fast_ratings(paths: list[Path], dest: Path) -> tuple[list[tuple[int, int]], pl.DataFrame] | None:
+    """The clean case: per-file (lines, MovieID lines) and the records, written to DEST; None
+    when anything is not clean (then the checked scan finds and names it)."""
+    parsed = ratings_parser.parse(paths)
+    if parsed is None:
         return None
-    with ThreadPoolExecutor(1) as pool:
-        counted = pool.map(_count_lines, paths)
-        try:
-            _fast_scan(paths).sink_parquet(dest, compression="zstd", statistics=True)
-        except pl.exceptions.ComputeError:
-            dest.unlink(missing_ok=True)
-            return None
-        counts = list(counted)
-    meta = pq.ParquetFile(dest).metadata
-    if not _statistics_ok(meta) or sum(n for n, _ in counts) != meta.num_rows + sum(h for _, h in counts):
-        dest.unlink()
-        return None
-    return counts
-
-
-def _fast_scan(paths: list[Path]) -> pl.LazyFrame:
-    """Records with their block's movie id; a broken value becomes a null (or -1) in the output.
-
-    A row with neither rating nor date is a MovieID line; one whose id is not a
-    positive integer is kept as a record with a null user id (so a broken last
-    line shows too), and the records under it get movie id -1.
-    """
-    schema = {"a": pl.String, "b": pl.Int8, "c": pl.Date}
-    lf = pl.scan_csv(
-        paths,
-        has_header=False,
-        new_columns=list(schema),
-        schema=schema,
-        missing_columns="insert",  # MovieID lines have one field
-        quote_char=None,  # a stray quote must not swallow the following lines
-    )
-    a, b, c = pl.col("a"), pl.col("b"), pl.col("c")
-    header = b.is_null() & c.is_null()
-    movie = pl.when(a.str.ends_with(":")).then(a.str.strip_suffix(":").cast(pl.Int32, strict=False))
-    good_header = header & (movie > 0).fill_null(False)
-    user = a.cast(pl.Int32, strict=False)
-    return (
-        lf.select(
-            pl.when(header)
-            .then(pl.when(good_header).then(movie).otherwise(_BAD_MOVIE))
-            .forward_fill()
-            .alias("movie_id"),
-            pl.when(~header & (user > 0)).then(user).alias("user_id"),
-            b.alias("rating"),
-            # Lenient: 02/01/2005 reads as 2005-01-02. Strict (a String column and
-            # str.to_date with a format) measured 2.2 s more at 100 M lines.
-            c.alias("date"),
-            good_header.alias("drop"),
-        )
-        .filter(~pl.col("drop"))
-        .drop("drop")
-    )
-
-
-def _statistics_ok(meta: pq.FileMetaData) -> bool:
-    """Whether the row-group statistics rule out nulls and out-of-range values."""
-    names = meta.schema.to_arrow_schema().names
-    limits = {"movie_id": (1, None), "user_id": (1, None), "rating": (1, 5), "date": (None, None)}
-    for g in range(meta.num_row_groups):
-        group = meta.row_group(g)
-        for name, (low, high) in limits.items():
-            stats = group.column(names.index(name)).statistics
-            if stats is None or not stats.has_null_count or stats.null_count:
-                return False
-            if group.num_rows and not stats.has_min_max:
-                return False
-            if (low is not None and stats.min < low) or (high is not None and stats.max > high):
-                return False
-    return True
-
-
-def _count_lines(path: Path) -> tuple[int, int]:
-    """Lines and colons of PATH, counted on its bytes (numpy releases the GIL while polars runs).
-
-    Every colon of a clean file ends a MovieID line: anywhere else it breaks a
-    field, so counting colons counts MovieID lines, or makes the caller's sum fail.
-    """
-    buffer = np.empty(_CHUNK, np.uint8)  # read, not mapped: mapped pages would count as RSS
-    lines = colons = 0
-    last = ord("\n")  # an empty file has no unterminated last line
-    with path.open("rb", buffering=0) as f:
-        while size := f.readinto(buffer):
-            chunk = buffer[:size]
-            lines += int(np.count_nonzero(chunk == ord("\n")))
-            colons += int(np.count_nonzero(chunk == ord(":")))
-            last = chunk[-1]
-    return lines + int(last != ord("\n")), colons
-
-
-def _opens_with_movie_line(path: Path) -> bool:
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                return line.strip().endswith(b":")
-    return False
+    frame = pl.concat([p.frame() for p in parsed], rechunk=False)
+    frame.write_parquet(dest, compression="zstd", statistics=True)
+    return [(p.lines, p.movie_lines) for p in parsed], frame
 
 
 def _checked_scan(paths: list[Path], kind: str) -> tuple[pl.LazyFrame, pl.Expr, pl.Expr]:
@@ -579,6 +492,6 @@ def _ingest_part(job: tuple[Path, Path], config: IngestConfig) -> dict:
     part_raw, part_out = job
     part_out.mkdir(parents=True)
     try:
-        return _parse(part_raw, part_out, config, progress=False)
+        return _parse(part_raw, part_out, config, progress=False)[0]
     except BadInputError as exc:  # name the user's file, not the part's link to it
         raise BadInputError(Path(exc.path).resolve(), exc.line_number, exc.line, exc.reason) from None

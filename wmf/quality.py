@@ -10,7 +10,6 @@ collapses each pair to one interaction (the latest date, then the highest rating
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -20,29 +19,19 @@ import polars as pl
 EARLIEST = datetime.date(1998, 1, 1)
 
 
-def check(ratings: Path, movies: Path, files: list[dict[str, Any]], today: datetime.date) -> dict[str, Any]:
-    """quality.json's content; `files` are the ingest's per-file counts, in file order."""
-    lf = pl.scan_parquet(ratings)
+def check(
+    ratings: pl.DataFrame, titled: pl.Series, files: list[dict[str, Any]], today: datetime.date
+) -> dict[str, Any]:
+    """quality.json's content; `ratings` in file order, `titled` the titles' movie ids, `files`
+    the ingest's per-file counts."""
     rating_files = [f for f in files if f["kind"] == "ratings"]
     starts = np.r_[0, np.cumsum([f["records"] for f in rating_files])]
-    date = pl.col("date")
-    queries = [
-        lf.slice(int(start), f["records"]).select(date.min().alias("first"), date.max().alias("last"))
-        for start, f in zip(starts, rating_files, strict=False)
-    ]
-    queries += [
-        lf.group_by("rating").len().sort("rating"),
-        lf.select(
-            (date > today).sum().alias("after_today"),
-            (date < EARLIEST).sum().alias("before_1998"),
-        ),
-        lf.select(pl.col("movie_id").unique()).join(
-            pl.scan_parquet(movies).select("movie_id"), on="movie_id", how="anti"
-        ),
-    ]
-    *ranges, per_value, dates, untitled = pl.collect_all(queries)
-    pairs = pl.read_parquet(ratings, columns=["movie_id", "user_id"])
-    duplicates = int(_duplicates(pairs["movie_id"].to_numpy(), pairs["user_id"].to_numpy()))
+    dates = ratings["date"]
+    ranges = [dates.slice(int(start), f["records"]) for start, f in zip(starts, rating_files, strict=False)]
+    per_value = ratings["rating"].value_counts().sort("rating")
+    movies = ratings["movie_id"].to_numpy()
+    duplicates = int(_duplicates(movies, ratings["user_id"].to_numpy()))
+    rated = pl.Series("movie_id", np.flatnonzero(np.bincount(movies)), dtype=pl.Int32)
     report = {
         "files": [
             {
@@ -50,17 +39,17 @@ def check(ratings: Path, movies: Path, files: list[dict[str, Any]], today: datet
                 "lines": f["lines"],
                 "ratings": f["records"],
                 "rejected": f["rejected"],
-                "first_date": _iso(r["first"][0]),
-                "last_date": _iso(r["last"][0]),
+                "first_date": _iso(r.min()),
+                "last_date": _iso(r.max()),
             }
             for f, r in zip(rating_files, ranges, strict=True)
         ],
         "ratings_per_value": {str(k): v for k, v in per_value.iter_rows()},
         "duplicate_pairs": duplicates,
         "duplicates_kept": "every row here; the index keeps one per pair: latest date, then highest rating",
-        "movies_without_title": sorted(untitled["movie_id"].to_list()),
-        "dates_after_today": int(dates["after_today"][0]),
-        "dates_before_1998": int(dates["before_1998"][0]),
+        "movies_without_title": rated.filter(~rated.is_in(titled.implode())).to_list(),
+        "dates_after_today": int((dates > today).sum()),
+        "dates_before_1998": int((dates < EARLIEST).sum()),
         "today": today.isoformat(),
     }
     report["findings"] = findings(report)
@@ -93,7 +82,9 @@ def _iso(value: datetime.date | None) -> str | None:
 
 @numba.njit(cache=True)
 def _duplicates(movies, users):
-    """Rows repeating the (movie, user) pair of an earlier row: O(n), a user bitmap per movie."""
+    """Rows repeating the (movie, user) pair of an earlier row: O(n), a user bitmap per movie.
+
+    The rows are grouped by movie first, unless they already are (the files' own order)."""
     if len(movies) == 0:
         return 0
     n_movies = movies.max() + 1
@@ -101,11 +92,15 @@ def _duplicates(movies, users):
     for m in movies:
         start[m + 1] += 1
     start = np.cumsum(start)
-    fill = start[:-1].copy()
-    grouped = np.empty(len(users), users.dtype)  # users, grouped by movie
-    for k in range(len(movies)):
-        grouped[fill[movies[k]]] = users[k]
-        fill[movies[k]] += 1
+    grouped = users  # users, grouped by movie
+    for k in range(1, len(movies)):
+        if movies[k] < movies[k - 1]:
+            fill = start[:-1].copy()
+            grouped = np.empty(len(users), users.dtype)
+            for j in range(len(movies)):
+                grouped[fill[movies[j]]] = users[j]
+                fill[movies[j]] += 1
+            break
     seen = np.zeros(users.max() + 1, np.bool_)
     repeats = 0
     for m in range(n_movies):
