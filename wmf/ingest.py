@@ -115,7 +115,8 @@ def _parse(
             counts = _reused(inputs[kind], path, raw, rejects, reuse) if kind == "ratings" and reuse else None
             if counts is None:
                 counts, frame = _read_lines_table(inputs[kind], kind, path, raw, rejects)
-                ratings = frame if kind == "ratings" else None
+                if kind == "ratings":
+                    ratings = frame
             files += counts
             tables[kind] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
             steps.update()
