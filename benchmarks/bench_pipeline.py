@@ -11,7 +11,9 @@ server, as the scheduled nights of `wmf serve` or a deployment run. Each stage's
 seconds and peak RSS come from its manifest, its seconds in the flow (planning, cache
 lookup and publishing included) from the run's summary. The yardstick, measured in the
 same run: a plain polars streaming scan of the same rating files into Parquet, the floor
-of any ingest on this machine at this moment.
+of any ingest on this machine at this moment. Before it, most of the free memory is
+written once and its seconds per GB printed: a fresh VM's first touch of a page is ~30x
+slower than later ones, which would otherwise land on whichever stage allocates first.
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ print(time.perf_counter() - t)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     (BENCH_DIR / ".yardstick.parquet").unlink(missing_ok=True)
     return float(out.stdout.strip())
+
+
+def touch_memory() -> float:
+    """Seconds per GB to write most of the free memory once (in a child), then released.
+
+    On a freshly booted VM the first touch of a page costs ~3 s/GB, the next ones ~0.1:
+    touching it once before measuring keeps the boot's cost out of the stages' figures.
+    """
+    gb = max(1, int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1024**3) - 3)
+    code = f"import time, numpy as np; t = time.perf_counter(); np.ones({gb} << 30, np.uint8)\n"
+    code += "print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip()) / gb
 
 
 def wmf_run(raw: Path, data: Path, extra: list[str], api_url: str | None = None) -> tuple[dict, float, float]:
@@ -114,6 +129,8 @@ def main() -> None:
     BENCH_DIR.mkdir(exist_ok=True)
     raw = bench_raw(args.scale)
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    touch = touch_memory()
+    print(f"first touch of free memory: {touch:.2f} s/GB (~0.1 once touched, ~3 on a fresh VM)", flush=True)
     scan = yardstick(raw)
     data = Path(tempfile.mkdtemp(dir=BENCH_DIR, prefix="pipeline-"))
     try:
@@ -145,6 +162,7 @@ def main() -> None:
             served_rerun_s=served_rerun,
             peak_rss_gb=peak,
             yardstick_s=scan,
+            memory_touch_s_per_gb=touch,
             whole_in_scans=whole / scan,
             als_s_per_iteration=train["seconds_per_iteration"],
             **{f"{k}_s": v for k, v in figures.items()},
