@@ -179,6 +179,27 @@ def test_quality_reports_every_kind_of_defect(tmp_path: Path) -> None:
     assert "latest" in report["findings"][0] and "99" in report["findings"][1]
 
 
+@pytest.mark.parametrize("bad_line", ["", "oops\n"])
+def test_quality_counts_a_pair_repeated_in_another_file(tmp_path: Path, bad_line: str) -> None:
+    """Files are summed up one by one; a movie rated in two files still finds its repeats.
+    With a bad line the checked scan writes the table and quality.json reads it back."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    out.mkdir()
+    (raw / "combined_data_1.txt").write_text("1:\n10,3,2005-01-01\n2:\n10,1,2005-01-03\n")
+    (raw / "combined_data_2.txt").write_text(f"1:\n11,2,2005-01-02\n10,4,2005-02-01\n{bad_line}")
+    (raw / "movie_titles.csv").write_text("1,2003,Title A\n2,2004,Title B\n")
+    ingest(raw, out, IngestConfig(on_bad_lines="skip"), progress=False)
+    report = store.read_json(out / "quality.json")
+    assert report["duplicate_pairs"] == 1
+    assert [(f["ratings"], f["first_date"], f["last_date"]) for f in report["files"]] == [
+        (2, "2005-01-01", "2005-01-03"),
+        (2, "2005-01-02", "2005-02-01"),
+    ]
+    assert report["ratings_per_value"] == {"1": 1, "2": 1, "3": 1, "4": 1}
+    assert report["movies_without_title"] == []
+
+
 def test_a_model_saved_without_ids_is_no_warm_start(tiny_raw: Path, tmp_path: Path) -> None:
     """After an upgrade, the first night starts cold from a model that predates the ids."""
     from safetensors.numpy import save_file

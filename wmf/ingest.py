@@ -94,14 +94,14 @@ def ingest(
 
 def _parse(
     raw: Path, out: Path, config: IngestConfig, progress: bool, reuse: Reuse | None = None
-) -> tuple[dict, pl.DataFrame | None]:
+) -> tuple[dict, list[quality.Columns] | None]:
     """The tables and the manifest's counts; also the ratings when the parse kept them in memory."""
     raw, out = Path(raw), Path(out)
     inputs = find_inputs(raw)
     rejects = _Rejects(raw, config.on_bad_lines, [])
     tables: dict[str, dict[str, Any]] = {}
     files: list[dict[str, Any]] = []
-    ratings: pl.DataFrame | None = None
+    ratings: list[quality.Columns] | None = None
     steps = tqdm(total=2 + len(inputs["probe"]), desc="ingest", unit="table", disable=not progress)
 
     titles = _read_titles(inputs["movies"][0], rejects)
@@ -114,9 +114,9 @@ def _parse(
             path = out / f"{kind}.parquet"
             counts = _reused(inputs[kind], path, raw, rejects, reuse) if kind == "ratings" and reuse else None
             if counts is None:
-                counts, frame = _read_lines_table(inputs[kind], kind, path, raw, rejects)
+                counts, records = _read_lines_table(inputs[kind], kind, path, raw, rejects)
                 if kind == "ratings":
-                    ratings = frame
+                    ratings = records
             files += counts
             tables[kind] = {"path": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
             steps.update()
@@ -150,11 +150,13 @@ def _reused(paths: list[Path], dest: Path, raw: Path, rejects: _Rejects, reuse: 
     return reuse_rows(paths, names, dest, part, reuse, parse)
 
 
-def _with_quality(out: Path, summary: dict[str, Any], ratings: pl.DataFrame | None = None) -> dict[str, Any]:
+def _with_quality(
+    out: Path, summary: dict[str, Any], ratings: list[quality.Columns] | None = None
+) -> dict[str, Any]:
     """Write quality.json beside the tables (from `ratings` where the parse kept them, else
     read back); the summary carries its findings."""
     if ratings is None:
-        ratings = pl.read_parquet(out / "ratings.parquet")
+        ratings = quality.columns_of(pl.read_parquet(out / "ratings.parquet"), summary["files"])
     titled = pl.read_parquet(out / "movies.parquet", columns=["movie_id"])["movie_id"]
     report = quality.check(ratings, titled, summary["files"], date.today())
     write_json(out / QUALITY, report)
@@ -177,17 +179,17 @@ def _name(path: Path, raw: Path) -> str:
 
 def _read_lines_table(
     paths: list[Path], kind: str, dest: Path, raw: Path, rejects: _Rejects
-) -> tuple[list[dict[str, Any]], pl.DataFrame | None]:
+) -> tuple[list[dict[str, Any]], list[quality.Columns] | None]:
     """Write PATHS (ratings or probe layout) into DEST; report bad lines; per-file line counts,
     and the records where the clean case kept them in memory."""
     fast = _fast_ratings(paths, dest) if kind == "ratings" else None
     if fast is not None:
-        lines, frame = fast
+        lines, records = fast
         counts = [
             {"name": _name(path, raw), "kind": kind, "lines": n, "records": n - headers, "rejected": 0}
             for path, (n, headers) in zip(paths, lines, strict=True)
         ]
-        return counts, frame
+        return counts, records
     lf, ok, reason = _checked_scan(paths, kind)
     columns = list(RATINGS_SCHEMA if kind == "ratings" else PROBE_SCHEMA)
     stats = _sink(lf, ok, columns, dest)
@@ -247,7 +249,9 @@ def _scan(paths: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
     )
 
 
-def _fast_ratings(paths: list[Path], dest: Path) -> tuple[list[tuple[int, int]], pl.DataFrame] | None:
+def _fast_ratings(
+    paths: list[Path], dest: Path
+) -> tuple[list[tuple[int, int]], list[quality.Columns]] | None:
     """The clean case: per-file (lines, MovieID lines) and the records, written to DEST; None
     when anything is not clean (then the checked scan finds and names it)."""
     parsed = ratings_parser.parse(paths)
@@ -255,7 +259,9 @@ def _fast_ratings(paths: list[Path], dest: Path) -> tuple[list[tuple[int, int]],
         return None
     frame = pl.concat([p.frame() for p in parsed], rechunk=False)
     frame.write_parquet(dest, compression="zstd", statistics=True)
-    return [(p.lines, p.movie_lines) for p in parsed], frame
+    return [(p.lines, p.movie_lines) for p in parsed], [
+        quality.Columns(p.movie_id, p.user_id, p.rating, p.date) for p in parsed
+    ]
 
 
 def _checked_scan(paths: list[Path], kind: str) -> tuple[pl.LazyFrame, pl.Expr, pl.Expr]:
