@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -89,5 +90,19 @@ def test_an_unreadable_cache_is_rebuilt_not_fatal(raw, tmp_path, reads):
     data = tmp_path / "data"
     first = plan(raw, data)
     (data / "ingest" / stages.FINGERPRINTS).write_text("{not json")
+    reads.clear()
+    assert plan(raw, data).key == first.key and len(reads) == len(list(raw.iterdir()))
+
+
+def test_a_fingerprint_of_another_digest_kind_is_not_trusted(raw, tmp_path, reads):
+    """After the digest changed (blake2b -> SHA-256), fingerprints kept before are stale."""
+    data = tmp_path / "data"
+    first = plan(raw, data)
+    path = data / "ingest" / stages.FINGERPRINTS
+    entries = json.loads(path.read_text())
+    for entry in entries.values():
+        entry["identity"] = entry["identity"][:3]  # as an older version kept them
+        entry["digest"] = "0" * 32
+    path.write_text(json.dumps(entries))
     reads.clear()
     assert plan(raw, data).key == first.key and len(reads) == len(list(raw.iterdir()))

@@ -2,10 +2,10 @@
 
 Hashing the 2 GB of raw text costs seconds in every new process, and a nightly run
 is always a new process. A file whose resolved path, size, modification time and
-inode are those recorded when it was hashed is taken to be unchanged (what `make`
-and `git` trust too); `rehash` re-reads every file. A file modified within
-_SETTLE_NS of its hashing may still have been being written: its fingerprint is
-used but not kept, so the next run hashes it again.
+inode are those recorded when it was hashed, by the same kind of digest, is taken to
+be unchanged (what `make` and `git` trust too); `rehash` re-reads every file. A file
+modified within _SETTLE_NS of its hashing may still have been being written: its
+fingerprint is used but not kept, so the next run hashes it again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wmf.store import digest, read_json, write_json
+from wmf.store import DIGEST, digest, read_json, write_json
 
 _SETTLE_NS = 2_000_000_000
 
@@ -39,7 +39,7 @@ class FingerprintCache:
         """The digests of `files`, hashing in parallel threads only those not known unchanged."""
         stats = [f.stat() for f in files]
         keys = [str(f.resolve()) for f in files]
-        identities = [[st.st_size, st.st_mtime_ns, st.st_ino] for st in stats]
+        identities = [[st.st_size, st.st_mtime_ns, st.st_ino, DIGEST] for st in stats]
         known = [None if self.rehash else self.entries.get(k) for k in keys]
         todo = [i for i, e in enumerate(known) if e is None or e.get("identity") != identities[i]]
         values = [e["digest"] if e is not None else "" for e in known]

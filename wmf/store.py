@@ -31,18 +31,20 @@ from wmf.errors import MissingInputError, WmfError
 MANIFEST = "manifest.json"
 LATEST = "latest"
 _HASH_CHUNK = 8 << 20
+DIGEST = "sha256/16"  # what `digest` computes: a fingerprint of another kind is stale
 
 
 def digest(path: Path, on_chunk: Callable[[int], object] | None = None) -> str:
-    """blake2b of the file's bytes (about 1 GB/s per core; it releases the GIL, so files
-    hash in parallel threads); `on_chunk` gets the size of each chunk read (progress)."""
-    h = hashlib.blake2b(digest_size=16)
+    """SHA-256 of the file's bytes, its first 16 bytes in hex; `on_chunk` gets the size of each
+    chunk read (progress). SHA-256 runs on the CPUs' SHA extensions (1.6 GB/s per core here,
+    blake2b 0.56) and releases the GIL, so files hash in parallel threads."""
+    h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_HASH_CHUNK):
             h.update(chunk)
             if on_chunk is not None:
                 on_chunk(len(chunk))
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 def fingerprint_file(path: Path) -> str:
