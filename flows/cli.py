@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flows.server import SERVER
 from wmf import configfile
 from wmf.config import SEARCH_CONFIGS, STAGE_CONFIGS, PipelineConfig, RunConfig
 from wmf.errors import WmfError
@@ -262,9 +263,9 @@ def run_pipeline(
     dask: dict[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Run the flow; returns (success, summary). `dask`: {"address"} or {"workers"}."""
-    _quiet_prefect()
     from flows.pipeline import pipeline
 
+    SERVER.ready()
     if dask is not None:
         pipeline = pipeline.with_options(task_runner=_dask_runner(**dask))
     state = pipeline(
@@ -285,9 +286,9 @@ def run_tune(
     data: Path, raw: Path, config: PipelineConfig, run: RunConfig, force: bool, wait: bool, dask: dict | None
 ) -> tuple[bool, dict[str, Any]]:
     """Run the search flow; returns (success, summary). With Dask, one trial per worker at a time."""
-    _quiet_prefect()
     from flows.tune import tune
 
+    SERVER.ready()
     parallel = 0
     if dask is not None:
         tune = tune.with_options(task_runner=_dask_runner(**dask))
@@ -308,9 +309,9 @@ def run_tune(
 def run_compare(
     data: Path, config: PipelineConfig, run: RunConfig, force: bool, wait: bool
 ) -> tuple[bool, dict[str, Any]]:
-    _quiet_prefect()
     from flows.compare import compare
 
+    SERVER.ready()
     state = compare(
         data=str(data.resolve()),
         config=config.to_dict(),
@@ -412,75 +413,82 @@ def _show_demo_results(exports: Path) -> None:
         print(f"    {row['rank']}. {row['title']} ({row['year']})  score {row['score']:.3f}")
 
 
+# Commands that run flows and end: they boot Prefect's temporary server at once (flows.server).
+FLOW_COMMANDS = frozenset({"run", *STAGES, "tune", "compare", "replay", "demo"})
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
-        if args.command == "generate":
-            from wmf.generate import generate
-
-            counts = generate(args.out, scale=args.scale, seed=args.seed)
-            print(json.dumps(counts, indent=2, default=str))
-            return 0
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "serve":
+        if args.command in FLOW_COMMANDS:
             _quiet_prefect()
-            from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-
-            from flows.pipeline import pipeline
-
-            typed = build_parser(typed_only=True).parse_args(argv)
-            pipeline.serve(
-                name=args.name,
-                cron=args.cron,
-                # one night at a time: a late night's successor waits for it, never overlaps
-                global_limit=ConcurrencyLimitConfig(
-                    limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-                ),
-                parameters={
-                    "raw": str(args.raw.resolve()),
-                    "data": str(args.data.resolve()),
-                    "config": {s: o for s, cls in STAGE_CONFIGS.items() if (o := _options(typed, cls))},
-                    "config_file": None if args.config is None else str(args.config.resolve()),
-                    "wait": True,
-                },
-            )
-            return 0
-        if args.command == "status":
-            from flows.status import print_status, status
-
-            print_status(status(args.data, args.raw, _config_from(args)), args.json)
-            return 0
-        config, run = _config_from(args), _run_config_from(args)
-        if args.command == "tune":
-            ok, summary = run_tune(
-                args.data, args.raw, config, run, args.force, args.wait, _dask_options(args)
-            )
-        elif args.command == "compare":
-            ok, summary = run_compare(args.data, config, run, args.force, args.wait)
-        elif args.command == "replay":
-            return _replay(args, config, run)
-        elif args.command == "run":
-            start = args.from_stage or args.only
-            only = [args.only] if args.only else None
-            force = list(STAGES[STAGES.index(start) :]) if args.from_stage else only
-            ok, summary = run_pipeline(
-                args.data, args.raw, config, run, only, force, args.wait, _dask_options(args)
-            )
-        else:
-            raw = getattr(args, "raw", None)
-            ok, summary = run_pipeline(
-                args.data, raw, config, run, [args.command], None, args.wait, _dask_options(args)
-            )
-        _print_summary(summary, args.json)
-        if not ok:
-            failed = [s for s, i in summary.get("stages", {}).items() if i["state"] == "Failed"]
-            detail = summary["stages"][failed[0]]["error"] if failed else summary.get("error")
-            print(f"wmf: {failed[0] if failed else 'pipeline'} failed: {detail}", file=sys.stderr)
-        return 0 if ok else 1
+            SERVER.start()
+        return _dispatch(args, argv)
     except WmfError as exc:
         print(f"wmf: {exc}", file=sys.stderr)
         return 2
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
+    if args.command == "generate":
+        from wmf.generate import generate
+
+        counts = generate(args.out, scale=args.scale, seed=args.seed)
+        print(json.dumps(counts, indent=2, default=str))
+        return 0
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "serve":
+        _quiet_prefect()
+        from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+        from flows.pipeline import pipeline
+
+        typed = build_parser(typed_only=True).parse_args(argv)
+        pipeline.serve(
+            name=args.name,
+            cron=args.cron,
+            # one night at a time: a late night's successor waits for it, never overlaps
+            global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            parameters={
+                "raw": str(args.raw.resolve()),
+                "data": str(args.data.resolve()),
+                "config": {s: o for s, cls in STAGE_CONFIGS.items() if (o := _options(typed, cls))},
+                "config_file": None if args.config is None else str(args.config.resolve()),
+                "wait": True,
+            },
+        )
+        return 0
+    if args.command == "status":
+        from flows.status import print_status, status
+
+        print_status(status(args.data, args.raw, _config_from(args)), args.json)
+        return 0
+    config, run = _config_from(args), _run_config_from(args)
+    if args.command == "tune":
+        ok, summary = run_tune(args.data, args.raw, config, run, args.force, args.wait, _dask_options(args))
+    elif args.command == "compare":
+        ok, summary = run_compare(args.data, config, run, args.force, args.wait)
+    elif args.command == "replay":
+        return _replay(args, config, run)
+    elif args.command == "run":
+        start = args.from_stage or args.only
+        only = [args.only] if args.only else None
+        force = list(STAGES[STAGES.index(start) :]) if args.from_stage else only
+        ok, summary = run_pipeline(
+            args.data, args.raw, config, run, only, force, args.wait, _dask_options(args)
+        )
+    else:
+        raw = getattr(args, "raw", None)
+        ok, summary = run_pipeline(
+            args.data, raw, config, run, [args.command], None, args.wait, _dask_options(args)
+        )
+    _print_summary(summary, args.json)
+    if not ok:
+        failed = [s for s, i in summary.get("stages", {}).items() if i["state"] == "Failed"]
+        detail = summary["stages"][failed[0]]["error"] if failed else summary.get("error")
+        print(f"wmf: {failed[0] if failed else 'pipeline'} failed: {detail}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+# Every run draws its trend (wmf.history): matplotlib comes with the flow, so the CLI imports
+# it while Prefect's temporary server boots (flows.server) rather than after.
+import matplotlib.figure  # noqa: F401
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
