@@ -367,13 +367,11 @@ def execute(
             history = store.read_json(_upstream_dir(plan, "train") / "history.json")
             if plots.loss_curve(history, tmp / LOSS_CURVE):
                 summary.setdefault("files", {})["loss_curve"] = LOSS_CURVE
+        built = summary.pop("tables", {})
+        fingerprints = store.fingerprint_files([tmp / info["path"] for info in built.values()])
         tables = {
-            name: {
-                "path": str(plan.output / info["path"]),
-                "rows": int(info["rows"]),
-                "fingerprint": store.fingerprint_file(tmp / info["path"]),
-            }
-            for name, info in summary.pop("tables", {}).items()
+            name: {"path": str(plan.output / info["path"]), "rows": int(info["rows"]), "fingerprint": fp}
+            for (name, info), fp in zip(built.items(), fingerprints, strict=True)
         }
         manifest = {
             "stage": plan.stage,
