@@ -104,18 +104,19 @@ def tile_columns(
     return tile_ptr, out_indices, out_conf
 
 
-@njit(cache=True)
+# Row u only ever touches the slots b * n_rows + u: the rows run in parallel.
+@njit(parallel=True, cache=True)
 def _count_tiles(indptr, indices, width, counts):  # pragma: no cover - numba
     n_rows = len(indptr) - 1
-    for u in range(n_rows):
+    for u in prange(n_rows):
         for k in range(indptr[u], indptr[u + 1]):
             counts[(indices[k] // width) * n_rows + u] += 1
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _fill_tiles(indptr, indices, conf, width, cursor, out_indices, out_conf):  # pragma: no cover
     n_rows = len(indptr) - 1
-    for u in range(n_rows):
+    for u in prange(n_rows):
         for k in range(indptr[u], indptr[u + 1]):
             slot = (indices[k] // width) * n_rows + u
             out_indices[cursor[slot]] = indices[k]
@@ -153,6 +154,22 @@ def scatter_cols(tile_ptr, indices, conf, w0, ka, kb, X, P, bounds, acc):  # pra
                     coef = kaf * c + kbf * (c - wf) * s
                     for f in range(d):
                         a[j, f] += coef * X[u, f]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def penalty(lam, X, bounds):  # pragma: no cover - numba
+    """sum_u lam_u |x_u|^2 in float64, one pass (float64 partial sums per chunk of rows)."""
+    n_chunks = len(bounds) - 1
+    partial = np.zeros(n_chunks, dtype=np.float64)
+    for t in prange(n_chunks):
+        acc = 0.0
+        for u in range(bounds[t], bounds[t + 1]):
+            s = 0.0
+            for f in range(X.shape[1]):
+                s += np.float64(X[u, f]) * np.float64(X[u, f])
+            acc += lam[u] * s
+        partial[t] = acc
+    return partial.sum()
 
 
 # Reductions live in loops without stores: a loop that also stores gets a runtime
