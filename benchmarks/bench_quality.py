@@ -1,7 +1,7 @@
 """Quality of the published model on a hidden test, beside a tuned peer and popularity.
 
     python benchmarks/bench_quality.py --scale 100k 0.1              # a 100k and a 10M set
-    python benchmarks/bench_quality.py --scale 0.1 --trials 20       # the tune floor's setting
+    python benchmarks/bench_quality.py --scale 0.1 --trials 20       # the tune's time floor: 20 trials
     python benchmarks/bench_quality.py --scale 0.1 --no-tune --no-implicit --refit-iterations 1 2 3 10
 
 For each generated set, 20% of every user's ratings are hidden first (the test);
@@ -245,14 +245,20 @@ def main() -> None:
     p.add_argument(
         "--scale", type=parse_scale, nargs="+", default=["100k", 0.1], help="shares of Netflix, or 100k"
     )
-    p.add_argument("--trials", type=int, default=20)
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=0,
+        help="trials of the tune (0: 100 on the 100k set, where a trial takes about a second, else 20)",
+    )
     p.add_argument("--no-tune", dest="tune", action="store_false")
     p.add_argument("--no-implicit", dest="implicit", action="store_false")
     p.add_argument("--refit-iterations", type=int, nargs="*", default=[], help="also these refit lengths")
     args = p.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     for scale in args.scale:
-        bench(scale, args.trials, args.tune, args.implicit, args.refit_iterations)
+        trials = args.trials or (100 if scale == "100k" else 20)
+        bench(scale, trials, args.tune, args.implicit, args.refit_iterations)
 
 
 if __name__ == "__main__":
