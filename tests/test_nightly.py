@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from wmf import export, stages, store
-from wmf.config import IndexConfig, IngestConfig, PipelineConfig, TrainConfig
+from wmf.config import IndexConfig, IngestConfig, PipelineConfig, RunConfig, TrainConfig
 from wmf.drift import drift, read_lists
 from wmf.errors import WmfError
 from wmf.index import build_index
@@ -20,7 +20,7 @@ from wmf.ingest import ingest
 NIGHT_1, NIGHT_2 = "2005-06-30", "2005-09-30"
 
 
-def night(data: Path, raw: Path, **options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def night(data: Path, raw: Path, keep: int = 5, **options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One night as the pipeline flow runs it, without Prefect: plan, build if new, publish."""
     config = PipelineConfig.from_dict(options)
     manifests = {}
@@ -28,7 +28,7 @@ def night(data: Path, raw: Path, **options: dict[str, Any]) -> dict[str, dict[st
         plan = stages.plan(stage, data, config, raw)
         if not plan.is_built:
             stages.execute(plan, progress=False)
-        manifests[stage] = stages.publish(plan, keep=5)
+        manifests[stage] = stages.publish(plan, keep=keep)
     return manifests
 
 
@@ -77,6 +77,24 @@ def test_warm_start_is_taken_recorded_and_keeps_reruns_cached(tiny_raw: Path, ni
     options = {"index": {"until": NIGHT_2}, "train": {"warm_start": False}}
     cold = stages.plan("train", nights["data"], PipelineConfig.from_dict(options))
     assert "warm_start" not in cold.inputs and cold.key != second["key"]
+
+
+def test_after_an_upgrade_the_rerun_of_the_night_is_cached(
+    tiny_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New train code retrains the night from the published model, once: pruning to the
+    default two outputs keeps that model, which the rerun's key is found through."""
+    keep = RunConfig().keep_stage_outputs
+    night(tmp_path, tiny_raw, keep, index={"until": NIGHT_1})
+    published = night(tmp_path, tiny_raw, keep, index={"until": NIGHT_2})["train"]
+    released = stages.code_version
+    upgrade = {"train": "+1"}
+    monkeypatch.setattr(stages, "code_version", lambda stage: released(stage) + upgrade.get(stage, ""))
+    upgraded = night(tmp_path, tiny_raw, keep, index={"until": NIGHT_2})["train"]
+    assert upgraded["key"] != published["key"]
+    assert upgraded["inputs"]["warm_start"] == published["inputs"]["warm_start"]
+    rerun = stages.plan("train", tmp_path, PipelineConfig.from_dict({"index": {"until": NIGHT_2}}), tiny_raw)
+    assert rerun.key == upgraded["key"] and rerun.is_built
 
 
 def test_fold_in_only_solves_new_and_changed_users_into_the_published_model(

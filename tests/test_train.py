@@ -12,7 +12,8 @@ import torch
 from helpers_train import planted, random_interactions
 
 from wmf.config import TrainConfig
-from wmf.model import CHECKPOINT_FILE, MatrixFactorization
+from wmf.files import CHECKPOINT_FILE
+from wmf.model import MatrixFactorization
 
 SMALL = TrainConfig(factors=8, iterations=5, device="cpu", unobserved_weight=0.05)
 

@@ -230,4 +230,4 @@ class RunConfig:
 
     retries: int = opt(2, "retries of a stage after a transient error (OSError, timeout)")
     retry_delay_seconds: float = opt(2.0, "first retry delay; doubles with each retry")
-    keep_stage_outputs: int = opt(2, "outputs kept per stage besides the published one")
+    keep_stage_outputs: int = opt(2, "outputs kept per stage, the published one included (and its sources)")

@@ -23,13 +23,11 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from wmf.config import TrainConfig
+from wmf.files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 from wmf.interactions import Holdout
 from wmf.objective import InteractionsLike, Objective, make_ops, regularization_weights
 from wmf.solvers import als_sweep, fold_in_rows, gradient_step, make_optimizer
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.safetensors"
 # Config fields that do not change the trajectory of the factors: a checkpoint
 # written under other values of these is still resumed.
 _RESUMABLE_DIFFERENCES = {"iterations", "eval_every", "early_stopping_metric", "patience", "eval_k"}

@@ -22,6 +22,7 @@ import wmf
 from wmf import plots, resources, store
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError, ShrinkError
+from wmf.files import CHECKPOINT_FILE, MODEL_FILE
 from wmf.fingerprints import FingerprintCache
 from wmf.reuse import Reuse
 
@@ -164,8 +165,6 @@ def _warm_source(data: Path, index_key: str, factors: int) -> str | None:
         return None
     from safetensors import safe_open
 
-    from wmf.model import MODEL_FILE
-
     with safe_open(directory / MODEL_FILE, framework="numpy") as f:
         return source if "user_ids" in f.keys() else None  # noqa: SIM118 - not a dict; older models: cold
 
@@ -219,12 +218,10 @@ def checkpoint_iteration(plan: StagePlan) -> int:
     """Iterations already saved in the train stage's checkpoint (0 when there is none)."""
     from safetensors import safe_open
 
-    from wmf.model import CHECKPOINT_FILE
-
     path = _checkpoints(plan) / CHECKPOINT_FILE
     if plan.stage != "train" or not path.is_file():
         return 0
-    with safe_open(path, framework="pt") as f:
+    with safe_open(path, framework="numpy") as f:  # the header only: no torch needed
         return int(f.metadata().get("iteration", 0))
 
 

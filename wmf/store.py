@@ -160,7 +160,10 @@ def publish(data: Path, stage: str, key: str, keep: int) -> Path:
     os.symlink(key, tmp_link)
     os.replace(tmp_link, root / LATEST)
     _touch(target)
-    prune(root, keep=keep, protect=key)
+    # The outputs of this stage it was built from (a warm start, the previous export) stay:
+    # an unchanged rerun finds its key through them.
+    sources = {v for v in read_manifest(target).get("inputs", {}).values() if isinstance(v, str)}
+    prune(root, keep=keep, protect={key, *sources})
     return target
 
 
@@ -169,14 +172,15 @@ def _touch(directory: Path) -> None:
     os.utime(directory, (now, now))
 
 
-def prune(root: Path, keep: int, protect: str) -> list[Path]:
-    """Remove all but the `keep` most recently published outputs, and stale temporaries."""
+def prune(root: Path, keep: int, protect: set[str]) -> list[Path]:
+    """Remove all but the `keep` most recently published outputs (and those named in
+    `protect`), and stale temporaries."""
     outputs = sorted(
         (p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    removed = [p for p in outputs[max(keep, 1) :] if p.name != protect]
+    removed = [p for p in outputs[max(keep, 1) :] if p.name not in protect]
     stale = [p for p in root.glob(".trash-*")]
     for p in removed + stale:
         shutil.rmtree(p, ignore_errors=True)

@@ -16,9 +16,10 @@ from typing import Any
 
 from wmf.config import TrainConfig
 from wmf.errors import WmfError
+from wmf.files import CONFIG_FILE, MODEL_FILE
 from wmf.interactions import Holdout, distinct, load_all, load_holdout, load_train, sample_users
 from wmf.metrics import split_stderr
-from wmf.model import CONFIG_FILE, MODEL_FILE, Callback, MatrixFactorization
+from wmf.model import Callback, MatrixFactorization
 from wmf.store import write_json
 from wmf.warmstart import Ids, Previous, Start, carry_over, load_previous, save_evaluated
 
