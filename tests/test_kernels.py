@@ -1,10 +1,11 @@
-"""The layouts the numba kernels build are those of plain numpy reference code."""
+"""The numba kernels against plain reference code: the layouts they build, the sums they make."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from helpers_train import random_interactions
+from numba import njit
 
 from wmf import kernels
 from wmf.objective import confidences
@@ -23,3 +24,39 @@ def test_column_tiles_are_a_stable_sort_by_tile_then_row(width: int) -> None:
     np.testing.assert_array_equal(tile_conf, conf[order])
     slot = (indices[order] // width).astype(np.int64) * (len(indptr) - 1) + rows[order]
     np.testing.assert_array_equal(tile_ptr, np.searchsorted(slot, np.arange(len(tile_ptr)), side="left"))
+
+
+@njit(fastmath=True)
+def _scatter_one_at_a_time(indptr, indices, conf, w0, ka, kb, X, P, bounds, acc):  # pragma: no cover
+    """`kernels.scatter_cols` before its speedups: untiled, one nonzero after the other."""
+    for t in range(len(bounds) - 1):
+        acc[t] = 0
+        for u in range(bounds[t], bounds[t + 1]):
+            for k in range(indptr[u], indptr[u + 1]):
+                j = indices[k]
+                s = X.dtype.type(0)
+                for f in range(X.shape[1]):
+                    s += X[u, f] * P[j, f]
+                c = conf[k]
+                coef = X.dtype.type(ka) * c + X.dtype.type(kb) * (c - X.dtype.type(w0)) * s
+                for f in range(X.shape[1]):
+                    acc[t, j, f] += coef * X[u, f]
+
+
+@pytest.mark.parametrize("d", [1, 8, 16, 32, 37, 48, 64, 100])
+def test_column_scatter_makes_the_sums_of_the_plain_loop_bit_for_bit(d: int) -> None:
+    train = random_interactions(400, 150, density=0.1, seed=d)
+    indptr = np.asarray(train.indptr, np.int64)
+    indices = np.asarray(train.indices, np.int32)
+    conf = confidences(train, 0.5)
+    assert (np.diff(indptr) % 2 == 1).any() and (np.diff(indptr) % 2 == 0).any()  # pairs and odd ones left
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((400, d)).astype(np.float32)
+    P = rng.standard_normal((150, d)).astype(np.float32)
+    bounds = kernels.chunk_bounds(indptr, 3)
+    expected = np.empty((3, 150, d), np.float32)
+    _scatter_one_at_a_time(indptr, indices, conf, 0.1, 1.0, -1.0, X, P, bounds, expected)
+    tile_ptr, tile_indices, tile_conf = kernels.tile_columns(indptr, indices, conf, 40)
+    got = np.empty_like(expected)
+    kernels.scatter_cols(tile_ptr, tile_indices, tile_conf, 0.1, 1.0, -1.0, X, P, bounds, got)
+    np.testing.assert_array_equal(got, expected)
