@@ -19,9 +19,8 @@ from typing import Any
 
 from flows.server import SERVER
 from wmf import configfile
-from wmf.config import SEARCH_CONFIGS, STAGE_CONFIGS, PipelineConfig, RunConfig
+from wmf.config import SEARCH_CONFIGS, STAGE_CONFIGS, STAGES, PipelineConfig, RunConfig
 from wmf.errors import WmfError
-from wmf.stages import STAGES
 
 DEMO_SCALE = 0.005
 SECTION_NAMES = " ".join(f"[{name}]" for name in configfile.SECTIONS)

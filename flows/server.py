@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from wmf.errors import WmfError
@@ -56,6 +55,8 @@ class EarlyServer:
         """Wait until the server answers (it has usually booted during the imports)."""
         if self.process is None:
             return
+        import urllib.request
+
         from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
         deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()

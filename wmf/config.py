@@ -220,6 +220,7 @@ STAGE_CONFIGS: dict[str, type] = {
     "train": TrainConfig,
     "export": ExportConfig,
 }
+STAGES: tuple[str, ...] = tuple(STAGE_CONFIGS)  # the pipeline's stages, in order
 # Not pipeline stages, but configured like them: `wmf tune` and `wmf compare` ([tune], [compare] in a file).
 SEARCH_CONFIGS: dict[str, type] = {"tune": TuneConfig, "compare": CompareConfig}
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import wmf
 from wmf import plots, resources, store
+from wmf.config import STAGES as STAGES  # defined with the configs: the CLI reads it without polars
 from wmf.config import PipelineConfig
 from wmf.errors import MissingInputError, ShrinkError
 from wmf.files import CHECKPOINT_FILE, MODEL_FILE
@@ -28,7 +29,6 @@ from wmf.reuse import Reuse
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
-STAGES: tuple[str, ...] = ("ingest", "index", "train", "export")
 # `wmf tune` and `wmf compare` are built, keyed and published like stages, beside the pipeline's.
 UPSTREAM: dict[str, str] = {
     "index": "ingest",
