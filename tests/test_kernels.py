@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers_train import random_interactions
@@ -60,3 +65,37 @@ def test_column_scatter_makes_the_sums_of_the_plain_loop_bit_for_bit(d: int) -> 
     got = np.empty_like(expected)
     kernels.scatter_cols(tile_ptr, tile_indices, tile_conf, 0.1, 1.0, -1.0, X, P, bounds, got)
     np.testing.assert_array_equal(got, expected)
+
+
+_CG_SCRIPT = """
+import sys
+import numpy as np
+from helpers_train import random_interactions
+from wmf import kernels
+from wmf.objective import confidences
+
+out = {}
+for d in (8, 32, 64):
+    train = random_interactions(2000, 300, density=0.05, seed=d)
+    indptr, indices = np.asarray(train.indptr, np.int64), np.asarray(train.indices, np.int32)
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((2000, d)).astype(np.float32)
+    Y = rng.standard_normal((300, d)).astype(np.float32)
+    GW = (0.1 * Y.T @ Y).astype(np.float32)
+    lam = np.ones(2000, np.float32)
+    bounds = kernels.chunk_bounds(indptr, 8)
+    kernels.cg_rows(indptr, indices, confidences(train, 0.5), 0.1, Y, GW, lam, X, 3, bounds)
+    out[str(d)] = X
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_user_solve_is_the_same_compiled_afresh_and_loaded_from_numbas_cache(tmp_path: Path) -> None:
+    """The first run after an install compiles the kernels, the next ones load them: the same factors."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parent)}
+    for run in ("compiled", "cached"):
+        subprocess.run([sys.executable, "-c", _CG_SCRIPT, str(tmp_path / run)], env=env, check=True)
+    compiled, cached = np.load(tmp_path / "compiled.npz"), np.load(tmp_path / "cached.npz")
+    assert any((tmp_path / "cache").rglob("*.nbc"))
+    for d in compiled.files:
+        np.testing.assert_array_equal(cached[d], compiled[d], err_msg=f"d = {d}")

@@ -20,6 +20,8 @@ gradient's sparse part), (0, 1) gives the CG product sum_j (c - w0) p y_j.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -208,73 +210,83 @@ def _sq_norm(a):  # pragma: no cover - numba
     return _dot(a, a)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds):  # pragma: no cover
+def cg_rows(indptr, indices, conf, w0, Y, GW, lam, X, steps, bounds) -> None:
     """Warm-started CG on every row: (GW + lam_u I + sum_j (c - w0) y_j y_j^T) x_u = sum_j c y_j.
 
     GW is w0 * Y^T Y. X is updated in place. Same iteration and stopping rule as
     the vectorized torch CG in wmf.solvers, so both give the same factors.
+
+    The blocks of rows run on threads around a serial kernel that releases the GIL rather
+    than in a numba prange: loaded from numba's cache, the prange version ran other code
+    than it had compiled, and at d = 8 or 32 the first run after compiling and the later
+    ones differed in the last bits of the factors. Serial code loads as it compiled.
     """
-    n_chunks = len(bounds) - 1
+    with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+        rows = (bounds[t : t + 2] for t in range(len(bounds) - 1))
+        list(pool.map(lambda lo_hi: _cg_block(indptr, indices, conf, w0, Y, GW, lam, X, steps, *lo_hi), rows))
+
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _cg_block(indptr, indices, conf, w0, Y, GW, lam, X, steps, lo, hi):  # pragma: no cover - numba
+    """`cg_rows` on the rows lo..hi."""
     d = X.shape[1]
     zero = X.dtype.type(0)
     wf = X.dtype.type(w0)
-    for t in prange(n_chunks):
-        x = np.empty(d, dtype=X.dtype)
-        r = np.empty(d, dtype=X.dtype)
-        p = np.empty(d, dtype=X.dtype)
-        ap = np.empty(d, dtype=X.dtype)
-        for u in range(bounds[t], bounds[t + 1]):
-            lu = lam[u]
+    x = np.empty(d, dtype=X.dtype)
+    r = np.empty(d, dtype=X.dtype)
+    p = np.empty(d, dtype=X.dtype)
+    ap = np.empty(d, dtype=X.dtype)
+    for u in range(lo, hi):
+        lu = lam[u]
+        for f in range(d):
+            x[f] = X[u, f]
+        # r = b - A x, fused: sum_j [c - (c - w0) (x . y_j)] y_j - GW x - lam x
+        for f in range(d):
+            s = zero
+            for g in range(d):
+                s += GW[f, g] * x[g]
+            r[f] = -s - lu * x[f]
+        for k in range(indptr[u], indptr[u + 1]):
+            j = indices[k]
+            s = zero
             for f in range(d):
-                x[f] = X[u, f]
-            # r = b - A x, fused: sum_j [c - (c - w0) (x . y_j)] y_j - GW x - lam x
+                s += x[f] * Y[j, f]
+            c = conf[k]
+            coef = c - (c - wf) * s
+            for f in range(d):
+                r[f] += coef * Y[j, f]
+        p[:] = r
+        rs = _sq_norm(r)
+        for _ in range(steps):
+            if rs <= CG_EPS:
+                break
             for f in range(d):
                 s = zero
                 for g in range(d):
-                    s += GW[f, g] * x[g]
-                r[f] = -s - lu * x[f]
+                    s += GW[f, g] * p[g]
+                ap[f] = s + lu * p[f]
             for k in range(indptr[u], indptr[u + 1]):
                 j = indices[k]
                 s = zero
                 for f in range(d):
-                    s += x[f] * Y[j, f]
-                c = conf[k]
-                coef = c - (c - wf) * s
+                    s += p[f] * Y[j, f]
+                coef = (conf[k] - wf) * s
                 for f in range(d):
-                    r[f] += coef * Y[j, f]
-            p[:] = r
-            rs = _sq_norm(r)
-            for _ in range(steps):
-                if rs <= CG_EPS:
-                    break
-                for f in range(d):
-                    s = zero
-                    for g in range(d):
-                        s += GW[f, g] * p[g]
-                    ap[f] = s + lu * p[f]
-                for k in range(indptr[u], indptr[u + 1]):
-                    j = indices[k]
-                    s = zero
-                    for f in range(d):
-                        s += p[f] * Y[j, f]
-                    coef = (conf[k] - wf) * s
-                    for f in range(d):
-                        ap[f] += coef * Y[j, f]
-                pap = _dot(p, ap)
-                if pap <= 0.0:
-                    break
-                alpha = rs / pap
-                for f in range(d):
-                    x[f] += alpha * p[f]
-                    r[f] -= alpha * ap[f]
-                rs_new = _sq_norm(r)
-                beta = rs_new / rs
-                for f in range(d):
-                    p[f] = r[f] + beta * p[f]
-                rs = rs_new
+                    ap[f] += coef * Y[j, f]
+            pap = _dot(p, ap)
+            if pap <= 0.0:
+                break
+            alpha = rs / pap
             for f in range(d):
-                X[u, f] = x[f]
+                x[f] += alpha * p[f]
+                r[f] -= alpha * ap[f]
+            rs_new = _sq_norm(r)
+            beta = rs_new / rs
+            for f in range(d):
+                p[f] = r[f] + beta * p[f]
+            rs = rs_new
+        for f in range(d):
+            X[u, f] = x[f]
 
 
 @njit(cache=True)
