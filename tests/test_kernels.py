@@ -83,19 +83,25 @@ for d in (8, 32, 64):
     Y = rng.standard_normal((300, d)).astype(np.float32)
     GW = (0.1 * Y.T @ Y).astype(np.float32)
     lam = np.ones(2000, np.float32)
-    bounds = kernels.chunk_bounds(indptr, 8)
-    kernels.cg_rows(indptr, indices, confidences(train, 0.5), 0.1, Y, GW, lam, X, 3, bounds)
-    out[str(d)] = X
+    conf, bounds = confidences(train, 0.5), kernels.chunk_bounds(indptr, 8)
+    out[f"loss {d}"] = np.array(kernels.observed_loss(indptr, indices, conf, 0.1, X, Y, bounds))
+    out[f"gather {d}"] = np.empty_like(X)
+    kernels.gather_rows(indptr, indices, conf, 0.1, 1.0, -1.0, X, Y, bounds, out[f"gather {d}"])
+    out[f"scatter {d}"] = np.empty((8, 300, d), np.float32)
+    tiles = kernels.tile_columns(indptr, indices, conf, 64)
+    kernels.scatter_cols(*tiles, 0.1, 1.0, -1.0, X, Y, bounds, out[f"scatter {d}"])
+    kernels.cg_rows(indptr, indices, conf, 0.1, Y, GW, lam, X, 3, bounds)
+    out[f"cg {d}"] = X
 np.savez(sys.argv[1], **out)
 """
 
 
-def test_user_solve_is_the_same_compiled_afresh_and_loaded_from_numbas_cache(tmp_path: Path) -> None:
-    """The first run after an install compiles the kernels, the next ones load them: the same factors."""
+def test_kernels_compute_the_same_compiled_afresh_and_loaded_from_numbas_cache(tmp_path: Path) -> None:
+    """The first run after an install compiles the kernels, the next ones load them: the same bits."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parent)}
     for run in ("compiled", "cached"):
         subprocess.run([sys.executable, "-c", _CG_SCRIPT, str(tmp_path / run)], env=env, check=True)
     compiled, cached = np.load(tmp_path / "compiled.npz"), np.load(tmp_path / "cached.npz")
     assert any((tmp_path / "cache").rglob("*.nbc"))
-    for d in compiled.files:
-        np.testing.assert_array_equal(cached[d], compiled[d], err_msg=f"d = {d}")
+    for name in compiled.files:
+        np.testing.assert_array_equal(cached[name], compiled[name], err_msg=name)
