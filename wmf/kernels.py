@@ -136,7 +136,7 @@ def scatter_cols(tile_ptr, indices, conf, w0, ka, kb, X, P, bounds, acc):  # pra
     Each acc[t, j] sums its rows in ascending order: the tiling changes no result.
 
     A row's nonzeros go two at a time: two dot products in one loop are two independent
-    chains of additions where one waited for the other (1.6x faster at d = 32, where the
+    chains of additions where one waited for the other (1.1-1.6x faster at d = 32, where the
     dot is one chain of 8-wide steps). Each dot and each update is the same sum in the
     same order as one at a time: the results are bit for bit those of the plain loop.
     """
