@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import BENCH_DIR, adopt, bench_raw, report  # noqa: E402
 
-from wmf import stages  # noqa: E402
 from wmf.config import PipelineConfig  # noqa: E402
-from wmf.generate import generate  # noqa: E402
+from wmf.data.generate import generate  # noqa: E402
+from wmf.pipeline import plan as planning  # noqa: E402
+from wmf.pipeline import runner  # noqa: E402
 
 # The notebook's setting: its subset's shape (the ratings count is not recorded: an assumption),
 # its w0 and its 500 steps, every optimizer including the sigmoid output.
@@ -62,10 +63,9 @@ def published_index(raw: Path, data: Path) -> None:
     """Build (or reuse) and publish the default ingest and index stages."""
     config = PipelineConfig()
     for stage in ("ingest", "index"):
-        plan = stages.plan(stage, data, config, raw)
-        if not plan.is_built:
-            stages.execute(plan, progress=False)
-        stages.publish(plan, keep=2)
+        plan = planning.plan(stage, data, config, raw)
+        runner.run(plan, progress=False)
+        runner.publish(plan, keep=2)
 
 
 def main() -> None:

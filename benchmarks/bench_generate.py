@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common import BENCH_DIR, adopt, peak_rss_gb, raw_dir, report  # benchmarks/common.py, beside
 
-from wmf.generate import generate
+from wmf.data.generate import generate
 
 FACTORS = (32, 64, 128)
 UNOBSERVED_WEIGHTS = (0.02, 0.05, 0.1, 0.3, 1.0)
@@ -45,10 +45,10 @@ def difficulty(
     Each fit is reported as it ends, so a long grid shows its progress.
     """
     from wmf.config import IndexConfig, IngestConfig, TrainConfig
-    from wmf.index import build_index
-    from wmf.ingest import ingest
-    from wmf.interactions import load_holdout, load_train
-    from wmf.model import MatrixFactorization
+    from wmf.data.interactions import load_holdout, load_train
+    from wmf.model.factorization import MatrixFactorization
+    from wmf.stages.index.build import build_index
+    from wmf.stages.ingest.parse import ingest
 
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as work:
         ingest_dir, index_dir = Path(work) / "ingest", Path(work) / "index"

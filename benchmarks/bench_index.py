@@ -77,7 +77,7 @@ def ingest_scale(out: Path, scale: float) -> None:
         from common import bench_raw  # benchmarks/common.py, beside this script
 
         from wmf.config import IngestConfig
-        from wmf.ingest import ingest
+        from wmf.stages.ingest.parse import ingest
     except ImportError as e:
         sys.exit(f"--scale needs benchmarks/common.py and wmf/ingest.py ({e}); use --synthetic N")
     ingest(bench_raw(scale), out, IngestConfig(), progress=False)
@@ -86,7 +86,7 @@ def ingest_scale(out: Path, scale: float) -> None:
 def run_child(ingest_dir: Path, out: Path, config: dict) -> None:
     """Inside the measured process: time build_index only, print its result as JSON."""
     from wmf.config import IndexConfig
-    from wmf.index import build_index
+    from wmf.stages.index.build import build_index
 
     start = time.perf_counter()
     result = build_index(ingest_dir, out, IndexConfig(**config), progress=False)

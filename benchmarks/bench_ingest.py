@@ -26,7 +26,7 @@ GOAL_SECONDS, GOAL_GB = 15.0, 2.0
 def run_child(raw: Path, out: Path, mode: str) -> None:
     """Inside the measured process: time ingest only, print its result as JSON."""
     from wmf.config import IngestConfig
-    from wmf.ingest import ingest
+    from wmf.stages.ingest.parse import ingest
 
     start = time.perf_counter()
     result = ingest(raw, out, IngestConfig(on_bad_lines=mode), progress=False)

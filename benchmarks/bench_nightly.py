@@ -33,9 +33,9 @@ from bench_quality import hidden_split, scored  # noqa: E402
 from common import BENCH_DIR, label, parse_scale, report  # noqa: E402
 
 from wmf.config import IndexConfig, TrainConfig  # noqa: E402
-from wmf.index import build_index  # noqa: E402
-from wmf.model import MatrixFactorization  # noqa: E402
-from wmf.train import train  # noqa: E402
+from wmf.model.factorization import MatrixFactorization  # noqa: E402
+from wmf.stages.index.build import build_index  # noqa: E402
+from wmf.stages.train.fit import train  # noqa: E402
 
 
 def timed_train(index_dir: Path, out: Path, config: TrainConfig, warm_from: Path | None) -> float:

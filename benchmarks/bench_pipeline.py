@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import BENCH_DIR, bench_raw, parse_scale, report  # noqa: E402
 
-from wmf import stages, store  # noqa: E402
+from wmf import store  # noqa: E402
+from wmf.pipeline.registry import PIPELINE_NAMES  # noqa: E402
 
 # Issue 9's targets at full scale on this 2-core machine.
 TARGETS = {"whole": 180.0, "rerun": 8.0, "peak_rss_gb": 8.0, "ingest": 12.0, "index": 12.0, "export": 45.0}
@@ -141,20 +142,20 @@ def main() -> None:
             _, served_rerun, _ = wmf_run(raw, data, args.extra, url)
         print("| stage | state | seconds in the flow | build seconds | build peak RSS GB |")
         print("|---|---|---|---|---|")
-        for stage in stages.STAGES:
+        for stage in PIPELINE_NAMES:
             s = summary["stages"][stage]
             m = store.read_manifest(Path(s["directory"]))
             rss = m.get("peak_rss_gb", float("nan"))
             peak = max(peak, rss)  # each stage resets the process's high-water mark: wait4 sees the last
             print(f"| {stage} | {s['state']} | {s['seconds']:.1f} | {m['seconds']:.1f} | {rss:.2f} |")
-        in_stages = sum(summary["stages"][stage]["seconds"] for stage in stages.STAGES)
+        in_stages = sum(summary["stages"][stage]["seconds"] for stage in PIPELINE_NAMES)
         outside = whole - in_stages
         print(f"| whole wmf run | | {whole:.1f} | outside the stages {outside:.1f} | {peak:.2f} |")
         print(f"| unchanged rerun (temporary Prefect server) | Cached | {rerun:.1f} | | |")
         print(f"| unchanged rerun (against a running Prefect server) | Cached | {served_rerun:.1f} | | |")
         print(f"| yardstick: polars scan of the rating files | | {scan:.1f} | | |")
         train = store.read_manifest(Path(summary["stages"]["train"]["directory"]))["summary"]
-        figures = {stage: summary["stages"][stage]["seconds"] for stage in stages.STAGES}
+        figures = {stage: summary["stages"][stage]["seconds"] for stage in PIPELINE_NAMES}
         report(
             f"pipeline scale={args.scale}",
             whole_s=whole,

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import BENCH_DIR, bench_raw, label, parse_scale, report  # noqa: E402
 
 from wmf.config import IndexConfig, IngestConfig, TrainConfig, TuneConfig  # noqa: E402
-from wmf.interactions import Interactions, load_seen, load_train  # noqa: E402
-from wmf.metrics import evaluate, evaluate_popularity  # noqa: E402
+from wmf.data.interactions import Interactions, load_seen, load_train  # noqa: E402
+from wmf.evaluation.metrics import evaluate, evaluate_popularity  # noqa: E402
 
 KS = (20, 100)
 # implicit's grid, in its own units (an unwatched cell weighs 1, a watched one alpha).
@@ -61,8 +61,8 @@ class Split:
 
 def hidden_split(scale: float | str) -> Split:
     """Hide 20% of each user's ratings (the index's seeded random split), cached under .bench/."""
-    from wmf.index import build_index
-    from wmf.ingest import ingest
+    from wmf.stages.index.build import build_index
+    from wmf.stages.ingest.parse import ingest
 
     root = BENCH_DIR / f"quality-{label(scale)}"
     visible, test_path = root / "visible", root / "test.parquet"
@@ -88,7 +88,7 @@ def hidden_split(scale: float | str) -> Split:
 
 
 def build(split: Split, config: IndexConfig, work: Path) -> Path:
-    from wmf.index import build_index
+    from wmf.stages.index.build import build_index
 
     out = work / f"index-{config.holdout}"
     if not (out / "seen.npz").exists():
@@ -115,8 +115,8 @@ def scored(split: Split, index_dir: Path, user_factors: Any, movie_factors: Any)
 
 def pipeline_model(split: Split, index_dir: Path, config: TrainConfig, work: Path) -> tuple[dict, float]:
     """What `wmf train` publishes on this index, scored on the hidden test; and its seconds."""
-    from wmf.model import MatrixFactorization
-    from wmf.train import train
+    from wmf.model.factorization import MatrixFactorization
+    from wmf.stages.train.fit import train
 
     out = Path(tempfile.mkdtemp(dir=work))
     started = time.perf_counter()
@@ -167,13 +167,14 @@ def implicit_best(split: Split, index_dir: Path) -> tuple[dict, dict, int]:
 def tuned(split: Split, index_dir: Path, trials: int, work: Path) -> tuple[dict, dict, float]:
     """A `wmf tune` of `trials` on the default index, then the default run with its best options."""
     from wmf import configfile
-    from wmf.tune import BEST, tune
+    from wmf.layout import Tune
+    from wmf.stages.tune.search import tune
 
     out = Path(tempfile.mkdtemp(dir=work))
     started = time.perf_counter()
     tune(index_dir, out, TuneConfig(trials=trials), TrainConfig(), out / "study.journal", progress=False)
     minutes = (time.perf_counter() - started) / 60
-    best = configfile.load(out / BEST)["train"]
+    best = configfile.load(out / Tune.BEST)["train"]
     metrics, _ = pipeline_model(split, index_dir, dataclasses.replace(TrainConfig(), **best), work)
     return metrics, best, minutes
 

@@ -24,7 +24,7 @@ import scipy.sparse
 import threadpoolctl
 import torch
 
-from wmf.recommend import top_k
+from wmf.evaluation.topk import top_k
 
 FULL_USERS = 480_189
 N_MOVIES = 17_770
@@ -93,7 +93,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     if args.index:
-        from wmf.interactions import load_train
+        from wmf.data.interactions import load_train
 
         train = load_train(args.index)
         seen = (train.indptr, train.indices)

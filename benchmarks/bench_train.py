@@ -8,7 +8,7 @@
 Each model is fitted in a fresh child process (spawn), so "peak RSS" is that
 model's own (data loading included). Seconds per iteration are the median of
 the per-iteration solve times (ours: the ALS sweep; implicit: its fit_callback),
-without loss or evaluation. Both models are scored by wmf.metrics.evaluate.
+without loss or evaluation. Both models are scored by wmf.evaluation.metrics.evaluate.
 Weights map as: implicit alpha = 1 / w0, implicit regularization = ours / w0.
 """
 
@@ -44,8 +44,8 @@ KS = (20, 100)
 # -- data -------------------------------------------------------------------------------
 def pipeline_index(scale: float) -> Path:
     """Generated ratings -> ingest -> index with a random holdout, cached under .bench/."""
-    from wmf.index import build_index
-    from wmf.ingest import ingest
+    from wmf.stages.index.build import build_index
+    from wmf.stages.ingest.parse import ingest
 
     index_dir = BENCH_DIR / f"train-index-scale{scale:g}"
     if (index_dir / "train.npz").exists():
@@ -120,7 +120,7 @@ def random_interactions(nnz: int, device: str, seed: int = 0) -> Any:
     rows, cols = key // n_movies, key % n_movies
     indptr = torch.zeros(n_users + 1, dtype=torch.int64, device=device)
     indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n_users), 0)
-    # a plain namespace: wmf.index needs polars, which GPU images may lack
+    # a plain namespace: wmf.stages.index.build needs polars, which GPU images may lack
     return SimpleNamespace(
         nnz=len(cols),
         indptr=indptr.cpu().numpy(),
@@ -134,7 +134,7 @@ def device_timing(nnz: int, base: TrainConfig, factors: list[int], device: str) 
     """ALS seconds per iteration on `device` (e.g. the CUDA floor at full scale, d = 128)."""
     import torch
 
-    from wmf.model import MatrixFactorization
+    from wmf.model.factorization import MatrixFactorization
 
     t0 = time.perf_counter()
     train = random_interactions(nnz, device)
@@ -158,9 +158,9 @@ def _peak_rss_gb() -> float:
 
 
 def fit_ours(index_dir: Path, config: TrainConfig) -> dict[str, Any]:
-    from wmf.interactions import load_holdout, load_train
-    from wmf.metrics import evaluate
-    from wmf.model import MatrixFactorization
+    from wmf.data.interactions import load_holdout, load_train
+    from wmf.evaluation.metrics import evaluate
+    from wmf.model.factorization import MatrixFactorization
 
     train, holdout = load_train(index_dir), load_holdout(index_dir)
     model = MatrixFactorization(config).fit(train, progress=False)
@@ -179,8 +179,8 @@ def fit_implicit(index_dir: Path, config: TrainConfig, threads: int) -> dict[str
     import threadpoolctl
     from implicit.cpu.als import AlternatingLeastSquares
 
-    from wmf.interactions import load_holdout, load_train
-    from wmf.metrics import evaluate
+    from wmf.data.interactions import load_holdout, load_train
+    from wmf.evaluation.metrics import evaluate
 
     threadpoolctl.threadpool_limits(1, "blas")
     train, holdout = load_train(index_dir), load_holdout(index_dir)
@@ -255,8 +255,8 @@ def stage(index_dir: Path, base: TrainConfig) -> None:
 
     from common import peak_rss_gb
 
+    from wmf.stages.train.fit import train
     from wmf.store import read_json
-    from wmf.train import train
 
     out = Path(tempfile.mkdtemp(dir=BENCH_DIR))
     started = time.perf_counter()

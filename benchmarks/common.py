@@ -12,7 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from wmf.generate import generate
+from wmf.data.generate import generate
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / ".bench"
 

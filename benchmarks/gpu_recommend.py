@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_train import random_interactions  # noqa: E402
 
-from wmf.recommend import top_k  # noqa: E402
+from wmf.evaluation.topk import top_k  # noqa: E402
 
 
 def main() -> None:

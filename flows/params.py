@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from wmf.config import SEARCH_CONFIGS, STAGE_CONFIGS, RunConfig
+from wmf.config import RunConfig, sections
 
 
 def options_model(cls: type, title: str) -> type[BaseModel]:
@@ -31,7 +31,7 @@ def options_model(cls: type, title: str) -> type[BaseModel]:
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
-    name: options_model(cls, f"{name} options") for name, cls in {**STAGE_CONFIGS, **SEARCH_CONFIGS}.items()
+    name: options_model(cls, f"{name} options") for name, cls in sections().items()
 }
 PipelineOptions = create_model(
     "PipelineOptions",

@@ -1,4 +1,9 @@
-"""The pipeline flow: plan, run (or take from cache) and publish each stage in order."""
+"""The pipeline flow: plan, run (or take from cache) and publish each stage in order.
+
+`run_stages` is the one loop every flow runs (the nightly pipeline, a search, the optimizer
+study): it knows stages only through the registry, and asks `wmf.pipeline.runner` (through
+the stage task) whether each is Cached.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-# Every run draws its trend (wmf.history): matplotlib comes with the flow, so the CLI imports
-# it while Prefect's temporary server boots (flows.server) rather than after.
+# Every run draws its trend (wmf.pipeline.history): matplotlib comes with the flow, so the CLI
+# imports it while Prefect's temporary server boots (flows.server) rather than after.
 import matplotlib.figure  # noqa: F401
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -18,34 +23,34 @@ from prefect.logging import get_run_logger
 from flows import report
 from flows.params import PipelineOptions, RunOptions, explicit
 from tasks.stages import stage_task
-from wmf import configfile, history, stages
+from wmf import configfile
 from wmf.config import PipelineConfig, RunConfig
 from wmf.errors import WmfError
+from wmf.layout import LATEST
+from wmf.pipeline import history, runner
+from wmf.pipeline.outputs import DamagedOutputError
+from wmf.pipeline.plan import StagePlan, plan
+from wmf.pipeline.registry import PIPELINE_NAMES
+from wmf.pipeline.summary import RunSummary, StageResult
 from wmf.store import exclusive
 
 
 class PipelineFailed(RuntimeError):
     """A stage failed; carries the summary of the stages so far."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        super().__init__(message)
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__(summary.message)
         self.summary = summary
-
-
-def outputs(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Each published table's path and rows, for a run summary."""
-    return {
-        name: {"path": table["path"], "rows": table["rows"]} for name, table in manifest["outputs"].items()
-    }
 
 
 def record_failure(_flow: Any, flow_run: Any, state: Any) -> None:
     """on_failure hook: the failed night's row in DATA/history (stage, message, time)."""
     exc = state.result(raise_on_failure=False)
-    summary = getattr(exc, "summary", {})
-    failed = [stage for stage, info in summary.get("stages", {}).items() if info["state"] == "Failed"]
-    entry = history.row(summary, "Failed", failed[0] if failed else None, str(exc) or state.message)
-    history.record(Path(flow_run.parameters["data"]), entry)
+    params = flow_run.parameters
+    summary = getattr(exc, "summary", None) or RunSummary(
+        params["data"], params.get("raw"), error=str(exc) or state.message
+    )
+    history.record(Path(params["data"]), history.row(summary, "Failed"))
 
 
 @flow(name="wmf-pipeline", on_failure=[record_failure])
@@ -59,7 +64,7 @@ def pipeline(
     wait: bool = False,
     parallel: bool = False,
     config_file: str | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Run `only` (default: every) stage in order, each reading its upstream's published output.
 
     A stage whose inputs, parameters and code are unchanged comes back "Cached";
@@ -76,9 +81,10 @@ def pipeline(
         orchestration = merged.pop("run", {})
         options = merged
     with locked(data, wait):
-        summary = run_stages(data, raw, options, orchestration, only, force, parallel)
+        names = list(only or PIPELINE_NAMES)
+        summary = run_stages(data, raw, options, orchestration, names, force, 2 if parallel else 0)
         runs = history.record(Path(data), history.row(summary, "Completed"))
-        report.publish_history(runs, history.runs_path(Path(data)).parent / history.TREND)
+        report.publish_history(runs, history.trend_path(Path(data)))
         return summary
 
 
@@ -86,7 +92,7 @@ def pipeline(
 def locked(data: str, wait: bool) -> Iterator[None]:
     """Hold DATA's lock, then remove what killed runs left behind (safe only under the lock)."""
     with exclusive(Path(data), wait=wait):
-        for path in stages.clean_stale(Path(data)):
+        for path in runner.clean_stale(Path(data)):
             get_run_logger().info("removed %s, left by an interrupted run", path)
         yield
 
@@ -94,54 +100,80 @@ def locked(data: str, wait: bool) -> Iterator[None]:
 def run_stages(
     data: str,
     raw: str | None,
-    config: dict[str, Any] | None,
-    run: dict[str, Any] | None,
-    only: list[str] | None,
+    options: dict[str, Any],
+    orchestration: dict[str, Any],
+    names: list[str],
     force: list[str] | None,
-    parallel: bool,
-) -> dict[str, Any]:
+    workers: int,
+) -> RunSummary:
+    """Plan, run and publish `names` in order; `workers`: the Dask cluster's, 0 without one.
+
+    A stage that finds an output it reads damaged (changed on disk since it was checked as
+    Cached) has that output rebuilt, when its stage ran earlier in this run, then runs again.
+    """
     logger = get_run_logger()
-    cfg = PipelineConfig.from_dict(config or {})
-    run_cfg = RunConfig(**(run or {}))
-    results = Path(data) / ".prefect-results"
-    summary: dict[str, Any] = {"data": str(data), "raw": raw, "stages": {}}
-    todo = list(only or stages.STAGES)
+    cfg, run_cfg = PipelineConfig.from_dict(options), RunConfig(**orchestration)
+    summary = RunSummary(data, raw)
     progress_id = create_progress_artifact(0.0, key=report.PROGRESS_KEY, description="wmf stages done")
-    for done, stage in enumerate(todo):
+    plans: dict[str, StagePlan] = {}
+    manifests: dict[str, dict[str, Any]] = {}
+    for done, name in enumerate(names):
+        share = {"id": progress_id, "start": 100 * done / len(names), "end": 100 * (done + 1) / len(names)}
         started = time.perf_counter()
-        try:
-            plan = stages.plan(stage, Path(data), cfg, None if raw is None else Path(raw))
-        except WmfError as exc:
-            fail(stage, exc, summary, 0.0)
-        task = stage_task(stage, results, run_cfg.retries, run_cfg.retry_delay_seconds)
-        refresh = stage in (force or ()) or not plan.is_built
-        share = {"id": progress_id, "start": 100 * done / len(todo), "end": 100 * (done + 1) / len(todo)}
-        future = task.with_options(refresh_cache=refresh).submit(plan, share, parallel)
-        future.wait()
-        state = future.state
+        forced = name in (force or ())
+        for attempt in (1, 2):
+            try:
+                plans[name] = plan(name, Path(data), cfg, None if raw is None else Path(raw))
+            except WmfError as exc:
+                fail(name, exc, summary, 0.0)
+            task = stage_task(name, run_cfg.retries, run_cfg.retry_delay_seconds)
+            state = task_state(task, plans[name], forced, share, workers)
+            exc = None if not state.is_failed() else state.result(raise_on_failure=False)
+            if isinstance(exc, DamagedOutputError) and exc.stage in manifests and attempt == 1:
+                logger.warning("%s", exc)
+                damaged = stage_task(exc.stage, run_cfg.retries, run_cfg.retry_delay_seconds)
+                rebuilt = task_state(damaged, plans[exc.stage], True, None, workers)
+                if rebuilt.is_failed():
+                    fail(exc.stage, rebuilt.result(raise_on_failure=False), summary, 0.0)
+                summary.stages[exc.stage].state = "Completed"
+                continue
+            break
         seconds = round(time.perf_counter() - started, 3)
-        if state.is_failed():
-            fail(stage, state.result(raise_on_failure=False), summary, seconds)
-        keep = cfg.export.keep if stage == "export" else run_cfg.keep_stage_outputs
+        if exc is not None:
+            fail(name, exc, summary, seconds)
         try:
-            manifest = stages.publish(plan, keep=keep)
+            manifest = runner.publish(plans[name], keep=run_cfg.keep_stage_outputs)
         except WmfError as exc:  # e.g. an ingest that shrank too much: nothing is published
-            fail(stage, exc, summary, seconds)
-        summary["stages"][stage] = {
-            "state": state.name,
-            "seconds": seconds,
-            "key": plan.key,
-            "directory": str(plan.output),
-            "outputs": outputs(manifest),
-        }
-        logger.info("%s %s in %.1f s (%s)", stage, state.name, seconds, plan.output)
+            fail(name, exc, summary, seconds)
+        manifests[name] = manifest
+        details = report.stage_report(name, "details")
+        published = plans[name].root / LATEST
+        summary.stages[name] = StageResult.from_manifest(
+            state.name,
+            seconds,
+            manifest,
+            str(plans[name].output),
+            details(manifest, published) if details else {},
+        )
+        report.publish_stage(name, manifest, state.name)
+        logger.info("%s %s in %.1f s (%s)", name, state.name, seconds, plans[name].output)
+        if lines := report.stage_report(name, "lines"):
+            for line in lines(summary.stages[name].details):
+                logger.info("%s: %s", name, line)
         update_progress_artifact(progress_id, share["end"])
-    report.publish_artifacts(summary)
+    report.publish_summary(summary, manifests)
     return summary
 
 
-def fail(stage: str, exc: BaseException, summary: dict[str, Any], seconds: float) -> NoReturn:
+def task_state(task: Any, stage_plan: StagePlan, forced: bool, share: Any, workers: int) -> Any:
+    """Run a stage task and wait for its final state."""
+    future = task.submit(stage_plan, forced, share, workers)
+    future.wait()
+    return future.state
+
+
+def fail(stage: str, exc: BaseException, summary: RunSummary, seconds: float) -> NoReturn:
     """Publish what ran so far, then fail the flow with the stage's message."""
-    summary["stages"][stage] = {"state": "Failed", "seconds": seconds, "error": str(exc)}
-    report.publish_artifacts(summary)
-    raise PipelineFailed(f"stage {stage} failed: {exc}", summary) from exc
+    summary.stages[stage] = StageResult("Failed", seconds, error=str(exc))
+    report.publish_summary(summary, {})
+    raise PipelineFailed(summary) from exc

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wmf import history
 from wmf.config import PipelineConfig, RunConfig
+from wmf.pipeline import history
+from wmf.pipeline.summary import RunSummary
 
-Runner = Callable[[Path, Path, PipelineConfig, RunConfig], tuple[bool, dict[str, Any]]]
+Runner = Callable[[Path, Path, PipelineConfig, RunConfig], tuple[bool, RunSummary]]
 
 
 def nights(start: datetime.date, count: int, every: int) -> list[datetime.date]:
@@ -46,15 +47,15 @@ def replay(
     return True, rows
 
 
-def line(day: datetime.date, row: dict[str, Any], summary: dict[str, Any]) -> str:
+def line(day: datetime.date, row: dict[str, Any], summary: RunSummary) -> str:
     """`2005-06-30  ingest 1.2 s Cached  index 0.5 s  train 2.1 s warm  ...  recall@20 ...`."""
     parts = [day.isoformat()]
-    for stage, info in summary.get("stages", {}).items():
-        state = "" if info["state"] == "Completed" else f" {info['state']}"
-        warm = (" warm" if row["warm_start"] else " cold") if stage == "train" and row["train_key"] else ""
-        parts.append(f"{stage} {info['seconds']:.1f} s{state}{warm}")
-        if "error" in info:
-            parts.append(info["error"])
+    for stage, result in summary.stages.items():
+        state = "" if result.state == "Completed" else f" {result.state}"
+        start = f" {result.details['start']}" if "start" in result.details else ""
+        parts.append(f"{stage} {result.seconds:.1f} s{state}{start}")
+        if result.error:
+            parts.append(result.error)
     figures = {
         "recall@20": "recall@20",
         "ndcg@100": "ndcg@100",

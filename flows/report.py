@@ -1,137 +1,80 @@
-"""What a run shows in the Prefect UI: a markdown summary and the evaluation metrics.
+"""What a run shows in the Prefect UI: the run summary, each stage's artifacts, the last nights.
 
-Kept apart from the flow so the texts are plain functions of the run summary.
-Plots are embedded in the markdown as data URIs: the Prefect UI cannot follow a
-link to a file on the machine that ran the flow.
+Plain functions of the run summary and the stages' own descriptions (`wmf.stages.Artifact`,
+from each stage's report module), published as Prefect artifacts here. Plots are embedded in
+the markdown as data URIs: the Prefect UI cannot follow a link to a file on the machine that
+ran the flow.
 """
 
 from __future__ import annotations
 
-import base64
+import importlib
 from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from wmf import store
-from wmf.stages import LOSS_CURVE
+from wmf.pipeline.registry import STAGES
+from wmf.pipeline.summary import RunSummary
+from wmf.stages import Artifact, embedded_png
 
 SUMMARY_KEY = "wmf-run-summary"
-METRICS_KEY = "wmf-metrics"
 PROGRESS_KEY = "wmf-progress"
-TUNE_KEY = "wmf-tune"
-TRIALS_KEY = "wmf-tune-trials"
 HISTORY_KEY = "wmf-history"
 NIGHTS_SHOWN = 7
 
 
-def embedded_png(path: Path, title: str) -> str:
-    """Markdown showing the PNG inline, followed by where the file is."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f"![{title}](data:image/png;base64,{data})\n\n`{path}`"
+def stage_report(stage: str, hook: str) -> Any | None:
+    """A stage's report function `hook` (artifacts, details, lines, figures), or None."""
+    module = STAGES[stage].report
+    return None if module is None else getattr(importlib.import_module(module), hook, None)
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """Stage states and timings, then every published table with its rows and path."""
+def summary_markdown(summary: RunSummary, figures: dict[str, Path]) -> str:
+    """Stage states and timings, every published table with its rows and path, the figures."""
     lines = [
         "# wmf pipeline run",
         "",
-        f"- data: `{summary['data']}`",
-        f"- raw: `{summary.get('raw')}`",
+        f"- data: `{summary.data}`",
+        f"- raw: `{summary.raw}`",
         "",
         "| stage | state | seconds | output |",
         "|---|---|---:|---|",
     ]
-    for stage, info in summary["stages"].items():
-        where = f"`{info['directory']}`" if "directory" in info else info.get("error", "")
-        lines.append(f"| {stage} | {info['state']} | {info['seconds']:.1f} | {where} |")
+    for stage, result in summary.stages.items():
+        where = f"`{result.directory}`" if result.directory else result.error or ""
+        lines.append(f"| {stage} | {result.state} | {result.seconds:.1f} | {where} |")
     lines += ["", "## Published tables", "", "| stage | table | rows | path |", "|---|---|---:|---|"]
-    for stage, info in summary["stages"].items():
-        for name, table in info.get("outputs", {}).items():
+    for stage, result in summary.stages.items():
+        for name, table in result.outputs.items():
             lines.append(f"| {stage} | {name} | {table['rows']:,} | `{table['path']}` |")
-    curve = _loss_curve(summary)
-    if curve is not None:
-        lines += ["", "## Training loss", "", embedded_png(curve, "training loss curve")]
+    for title, path in figures.items():
+        lines += ["", f"## {title}", "", embedded_png(path, title)]
     return "\n".join(lines) + "\n"
 
 
-def _loss_curve(summary: dict[str, Any]) -> Path | None:
-    export = summary["stages"].get("export", {})
-    path = Path(export["directory"]) / LOSS_CURVE if "directory" in export else None
-    return path if path is not None and path.is_file() else None
+def publish(artifact: Artifact) -> None:
+    if artifact.markdown is not None:
+        create_markdown_artifact(artifact.markdown, key=artifact.key, description=artifact.description)
+    else:
+        create_table_artifact(artifact.table, key=artifact.key, description=artifact.description)
 
 
-def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per metric: the model and its standard error beside the popularity baseline."""
-    model, popular, stderr = (metrics.get(part, {}) for part in ("model", "popularity", "stderr"))
-    return [
-        {
-            "metric": name,
-            "model": round(model[name], 5),
-            "stderr": round(stderr[name], 5) if name in stderr else None,
-            "popularity": round(popular.get(name, 0.0), 5),
-        }
-        for name in sorted(model, key=_metric_order)
-    ]
+def publish_stage(stage: str, manifest: dict[str, Any], state: str) -> None:
+    """The artifacts a stage describes for its output."""
+    artifacts = stage_report(stage, "artifacts")
+    for artifact in artifacts(manifest, state) if artifacts else []:
+        publish(artifact)
 
 
-def _metric_order(name: str) -> tuple[str, int]:
-    kind, _, k = name.partition("@")
-    return kind, int(k) if k.isdigit() else 0
-
-
-def publish_artifacts(summary: dict[str, Any]) -> None:
-    """The run summary, and the metrics table when the export stage produced one."""
+def publish_summary(summary: RunSummary, manifests: dict[str, dict[str, Any]]) -> None:
+    """The run summary, with the figures the stages that ran point at."""
+    figures: dict[str, Path] = {}
+    for stage, manifest in manifests.items():
+        if hook := stage_report(stage, "figures"):
+            figures.update(hook(manifest))
     create_markdown_artifact(
-        summary_markdown(summary), key=SUMMARY_KEY, description="wmf run: stages, timings, tables"
-    )
-    export = summary["stages"].get("export", {})
-    metrics = Path(export["directory"]) / "metrics.json" if "directory" in export else None
-    if metrics is not None and metrics.is_file():
-        evaluation = store.read_json(metrics)
-        create_table_artifact(
-            metrics_rows(evaluation),
-            key=METRICS_KEY,
-            description=f"Held-out validation metrics on {evaluation.get('n_users_evaluated', 0):,} users, "
-            "model vs popularity baseline. Evaluated model: "
-            + evaluation.get("evaluated_model", "the published model"),
-        )
-
-
-def tune_markdown(manifest: dict[str, Any], state: str) -> str:
-    """The best options of a search, ready to paste into a config file, and its plot."""
-    from wmf import configfile
-
-    summary = manifest["summary"]
-    directory = Path(manifest["outputs"]["trials"]["path"]).parent
-    lines = [
-        "# wmf tune",
-        "",
-        f"- state: {state}; trials: {summary['states']}",
-        f"- best: trial {summary['best_trial']}, validation {summary['metric']} {summary['best_value']:.4f}",
-        f"- use it: `wmf run --config {directory / summary['files']['best']}`",
-        "",
-        "```toml",
-        configfile.dumps(summary["best"]).strip(),
-        "```",
-        "",
-        embedded_png(directory / summary["files"]["plot"], "tune history"),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def publish_tune_artifacts(manifest: dict[str, Any], state: str) -> None:
-    """The best options (markdown, with the plot inline) and the table of trials."""
-    import polars as pl
-
-    create_markdown_artifact(
-        tune_markdown(manifest, state), key=TUNE_KEY, description="wmf tune: best options"
-    )
-    trials = pl.read_parquet(manifest["outputs"]["trials"]["path"])
-    create_table_artifact(
-        trials.with_columns(pl.col(pl.Float64).round(6)).to_dicts(),
-        key=TRIALS_KEY,
-        description=f"wmf tune: one row per trial (validation {manifest['summary']['metric']})",
+        summary_markdown(summary, figures), key=SUMMARY_KEY, description="wmf run: stages, timings, tables"
     )
 
 

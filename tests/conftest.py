@@ -20,7 +20,7 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated dataset in the Kaggle layout (no real bytes)."""
-    from wmf.generate import generate
+    from wmf.data.generate import generate
 
     raw = tmp_path_factory.mktemp("raw")
     generate(raw, scale=0.0005, seed=7, progress=False)
@@ -31,9 +31,9 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The index output (default options: a random holdout) of a generated set of ~100k ratings."""
     from wmf.config import IndexConfig, IngestConfig
-    from wmf.generate import generate
-    from wmf.index import build_index
-    from wmf.ingest import ingest
+    from wmf.data.generate import generate
+    from wmf.stages.index.build import build_index
+    from wmf.stages.ingest.parse import ingest
 
     root = tmp_path_factory.mktemp("tiny-index")
     for stage in ("ingest", "index"):

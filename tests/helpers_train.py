@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from wmf.interactions import Interactions
+from wmf.data.interactions import Interactions
 
 
 def dense_matrices(

@@ -9,9 +9,9 @@ import pytest
 from helpers_cli import wmf
 
 from wmf import store
-from wmf.compare import OPTIMIZERS, SWEEP_RATES, compare
 from wmf.config import CompareConfig, TrainConfig
 from wmf.errors import WmfError
+from wmf.stages.compare.study import OPTIMIZERS, SWEEP_RATES, compare
 
 BASE = TrainConfig(factors=8, eval_users=500)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import _config_from, _run_config_from, main, parse_args
-from wmf import configfile, stages
+from flows.cli import main
+from flows.cli.parser import config_from, parse_args, run_config_from
+from wmf import configfile, store
 from wmf.config import PipelineConfig, RunConfig, TrainConfig
 from wmf.configfile import ConfigFileError
 
@@ -35,12 +36,12 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_file_values_reach_the_stage_configs_and_flags_override_them(tmp_path: Path) -> None:
     path = write(tmp_path, TUNED)
     args = parse_args(["run", "--raw", "r", "--data", "d", "--config", str(path), "--factors", "32"])
-    config = _config_from(args)
+    config = config_from(args)
     assert config.index.holdout == "none"
     assert config.train.factors == 32  # the flag beats the file
     assert config.train.regularization == 5.0 and isinstance(config.train.regularization, float)
     assert config.train.iterations == TrainConfig().iterations  # neither: the default
-    assert _run_config_from(args).retries == 0
+    assert run_config_from(args).retries == 0
 
 
 def test_help_shows_the_file_values_as_defaults(tmp_path: Path, capsys) -> None:
@@ -126,6 +127,6 @@ def test_the_flow_reads_its_config_file_under_the_explicit_config(
         only=["ingest", "index"],
         config_file=str(path),
     )
-    params = stages.latest_manifest(data, "index")["config"]
+    params = store.read_manifest(data / "index" / "latest")["config"]
     assert (params["holdout"], params["min_rating"]) == ("none", 2)  # the file, then the config over it
-    assert summary["stages"]["index"]["outputs"]["holdout"]["rows"] == 0
+    assert summary.stages["index"].outputs["holdout"]["rows"] == 0

@@ -15,7 +15,8 @@ from safetensors.numpy import save_file
 
 import wmf
 from wmf.config import ExportConfig
-from wmf.export import export
+from wmf.stages.export import schema
+from wmf.stages.export.tables import export
 
 USER_IDS = [6, 42, 2649429]
 MOVIE_IDS = [1, 8, 30, 17770]
@@ -92,9 +93,10 @@ def stage_inputs(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def exported(stage_inputs, tmp_path: Path) -> tuple[Path, dict]:
-    out = tmp_path / "run-123"
-    summary = export(*stage_inputs, out, ExportConfig(top_k=3, similar_k=2, batch_users=2), progress=False)
-    return out, summary
+    out = tmp_path / "out"
+    config = ExportConfig(top_k=3, similar_k=2, batch_users=2)
+    provenance = {"key": "run-123", "code_hash": "c0de"}
+    return out, export(*stage_inputs, out, config, progress=False, provenance=provenance)
 
 
 def test_recommendations_exclude_every_rated_movie_and_follow_scores(exported):
@@ -152,11 +154,38 @@ def test_every_table_carries_provenance_metadata(exported):
     out, summary = exported
     for name, table in summary["tables"].items():
         metadata = pq.read_schema(out / table["path"]).metadata
+        assert {k.decode() for k in metadata} == set(schema.PROVENANCE), name
         assert metadata[b"wmf.run_id"] == b"run-123", name
-        assert metadata[b"wmf.code_version"] == wmf.__version__.encode()
+        assert metadata[b"wmf.package_version"] == wmf.__version__.encode()
+        assert metadata[b"wmf.code_hash"] == b"c0de"
         assert json.loads(metadata[b"wmf.model_params"]) == {"config": {"factors": 2, "alpha": 0.0}}
         assert metadata[b"wmf.created_at"].startswith(b"20")
         assert pq.ParquetFile(out / table["path"]).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_every_table_has_the_documented_schema(exported):
+    """The files' columns are `schema`'s, which docs/tables.md is generated from."""
+    out, _ = exported
+    for table in schema.TABLES:
+        written = pq.read_schema(out / table.file).remove_metadata()
+        assert written == table.schema(factors=2), table.file
+
+
+def test_a_damaged_page_fails_its_checksum(exported, tmp_path):
+    """Tables carry page checksums: a reader that checks them notices a flipped byte."""
+    out, _ = exported
+    for table in schema.TABLES:  # the export's own files pass the check
+        schema.read_table(out / table.file, [c.name for c in table.columns])
+    path = tmp_path / "scores.parquet"
+    scores = np.random.default_rng(0).random(50_000, dtype=np.float32)  # incompressible: one large page
+    schema.write_table(path, pa.table({"score": scores}))
+    column = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    start = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + column.total_compressed_size // 2] ^= 0xFF  # inside a page's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError, match=r"(?i)crc"):
+        schema.read_table(path, ["score"])
 
 
 def test_tables_readable_by_duckdb_with_reported_row_counts(exported):
@@ -181,7 +210,10 @@ def test_metrics_are_the_train_stage_evaluation_as_it_is(stage_inputs, tmp_path)
 def test_no_metrics_without_holdout(stage_inputs, tmp_path):
     index_dir, train_dir = stage_inputs
     (train_dir / "metrics.json").write_text(json.dumps({"model": {}, "popularity": {}}))
-    summary = export(index_dir, train_dir, tmp_path / "out", ExportConfig(), progress=False, run_id="nightly")
+    provenance = {"key": "nightly"}
+    summary = export(
+        index_dir, train_dir, tmp_path / "out", ExportConfig(), progress=False, provenance=provenance
+    )
     assert "metrics" not in summary and not (tmp_path / "out" / "metrics.json").exists()
     assert pq.read_schema(tmp_path / "out" / "recommendations.parquet").metadata[b"wmf.run_id"] == b"nightly"
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import wmf.fingerprints
-from wmf import stages
 from wmf.config import IngestConfig, PipelineConfig
+from wmf.layout import FINGERPRINTS
+from wmf.pipeline import plan as planning
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def plan(raw: Path, data: Path, rehash: bool = False) -> stages.StagePlan:
-    return stages.plan("ingest", data, PipelineConfig(ingest=IngestConfig(rehash=rehash)), raw)
+def plan(raw: Path, data: Path, rehash: bool = False) -> planning.StagePlan:
+    return planning.plan("ingest", data, PipelineConfig(ingest=IngestConfig(rehash=rehash)), raw)
 
 
 def test_an_unchanged_file_is_not_read_again_in_a_new_process(raw, tmp_path, reads):
@@ -89,7 +90,7 @@ def test_a_file_modified_moments_ago_is_hashed_again_next_time(raw, tmp_path, re
 def test_an_unreadable_cache_is_rebuilt_not_fatal(raw, tmp_path, reads):
     data = tmp_path / "data"
     first = plan(raw, data)
-    (data / "ingest" / stages.FINGERPRINTS).write_text("{not json")
+    (data / "ingest" / FINGERPRINTS).write_text("{not json")
     reads.clear()
     assert plan(raw, data).key == first.key and len(reads) == len(list(raw.iterdir()))
 
@@ -98,7 +99,7 @@ def test_a_fingerprint_of_another_digest_kind_is_not_trusted(raw, tmp_path, read
     """After the digest changed (blake2b -> SHA-256), fingerprints kept before are stale."""
     data = tmp_path / "data"
     first = plan(raw, data)
-    path = data / "ingest" / stages.FINGERPRINTS
+    path = data / "ingest" / FINGERPRINTS
     entries = json.loads(path.read_text())
     for entry in entries.values():
         entry["identity"] = entry["identity"][:3]  # as an older version kept them

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from wmf.config import TrainConfig
-from wmf.generate import (
+from wmf.data.generate import generate
+from wmf.data.generate.sampling import sample_watched
+from wmf.data.generate.shape import (
     FULL_RATINGS,
     FULL_USERS,
     MAX_CUSTOMER_ID,
@@ -19,11 +21,9 @@ from wmf.generate import (
     PROBE_FILE,
     RATING_FILES,
     TITLES_FILE,
-    _sample_watched,
-    generate,
 )
-from wmf.interactions import Interactions
-from wmf.model import MatrixFactorization
+from wmf.data.interactions import Interactions
+from wmf.model.factorization import MatrixFactorization
 
 SCALE = 0.002
 ROW = re.compile(r"^(\d+),([1-5]),(\d{4}-\d{2}-\d{2})$")
@@ -156,7 +156,7 @@ def test_sampling_is_exact_successive_sampling_without_replacement():
     indptr = np.arange(n_users + 1, dtype=np.int64) * 2
     movies = np.empty(2 * n_users, np.int16)
     args = (np.zeros((n_users, 1), np.float32), np.zeros((1, 4), np.float32))
-    _sample_watched(0, n_users, indptr, *args, log_pop, 0.0, 0.0, 0.5, np.uint64(7), movies)
+    sample_watched(0, n_users, indptr, *args, log_pop, 0.0, 0.0, 0.5, np.uint64(7), movies)
     first, second = movies[0::2].astype(int), movies[1::2].astype(int)
     assert (first != second).all()
     p = np.exp(log_pop.astype(float))
@@ -168,7 +168,7 @@ def test_sampling_is_exact_successive_sampling_without_replacement():
 
     indptr = np.arange(n_users + 1, dtype=np.int64) * 4
     movies = np.empty(4 * n_users, np.int16)
-    _sample_watched(0, n_users, indptr, *args, log_pop, 0.0, 2.0, 0.3, np.uint64(7), movies)
+    sample_watched(0, n_users, indptr, *args, log_pop, 0.0, 2.0, 0.3, np.uint64(7), movies)
     assert (np.sort(movies.reshape(-1, 4), axis=1) == np.arange(4)).all()
 
 

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 from wmf.config import IndexConfig
+from wmf.data.interactions import load_all, load_holdout, load_seen, load_train
 from wmf.errors import MissingInputError, WmfError
-from wmf.index import build_index
-from wmf.interactions import load_all, load_holdout, load_seen, load_train
+from wmf.stages.index.build import build_index
 
 NONE = IndexConfig(holdout="none")
 

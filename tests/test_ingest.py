@@ -9,17 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import wmf.ingest as ingest_module
+import wmf.stages.ingest.lines as ingest_module
 from wmf.config import IngestConfig
 from wmf.errors import BadInputError, MissingInputError
-from wmf.ingest import (
-    MOVIES_SCHEMA,
-    PROBE_SCHEMA,
-    RATINGS_SCHEMA,
-    REJECTS_SCHEMA,
-    find_inputs,
-    ingest,
-)
+from wmf.stages.ingest.inputs import find_inputs
+from wmf.stages.ingest.parse import ingest
+from wmf.stages.ingest.schema import MOVIES_SCHEMA, PROBE_SCHEMA, RATINGS_SCHEMA, REJECTS_SCHEMA
 
 ERROR = IngestConfig(on_bad_lines="error")
 SKIP = IngestConfig(on_bad_lines="skip")

@@ -12,8 +12,8 @@ import pytest
 from helpers_train import random_interactions
 from numba import njit
 
-from wmf import kernels
-from wmf.objective import confidences
+from wmf.model import kernels
+from wmf.model.ops import confidences
 
 
 @pytest.mark.parametrize("width", [1, 7, 64, 10_000])
@@ -71,8 +71,8 @@ _CG_SCRIPT = """
 import sys
 import numpy as np
 from helpers_train import random_interactions
-from wmf import kernels
-from wmf.objective import confidences
+from wmf.model import kernels
+from wmf.model.ops import confidences
 
 out = {}
 for d in (8, 32, 64):

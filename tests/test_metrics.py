@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wmf.interactions import Interactions
-from wmf.metrics import evaluate, evaluate_popularity, ranking_metrics, split_stderr
+from wmf.data.interactions import Interactions
+from wmf.evaluation.metrics import evaluate, evaluate_popularity, ranking_metrics, split_stderr
 
 
 def interactions(dense: np.ndarray) -> Interactions:

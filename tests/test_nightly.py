@@ -10,12 +10,16 @@ import polars as pl
 import pytest
 from safetensors.numpy import load_file
 
-from wmf import export, stages, store
+from wmf import store
 from wmf.config import IndexConfig, IngestConfig, PipelineConfig, RunConfig, TrainConfig
-from wmf.drift import drift, read_lists
 from wmf.errors import WmfError
-from wmf.index import build_index
-from wmf.ingest import ingest
+from wmf.layout import Export, Train
+from wmf.pipeline import plan as planning
+from wmf.pipeline import runner
+from wmf.pipeline.registry import PIPELINE
+from wmf.stages.export.drift import drift, read_lists
+from wmf.stages.index.build import build_index
+from wmf.stages.ingest.parse import ingest
 
 NIGHT_1, NIGHT_2 = "2005-06-30", "2005-09-30"
 
@@ -24,17 +28,16 @@ def night(data: Path, raw: Path, keep: int = 5, **options: dict[str, Any]) -> di
     """One night as the pipeline flow runs it, without Prefect: plan, build if new, publish."""
     config = PipelineConfig.from_dict(options)
     manifests = {}
-    for stage in stages.STAGES:
-        plan = stages.plan(stage, data, config, raw)
-        if not plan.is_built:
-            stages.execute(plan, progress=False)
-        manifests[stage] = stages.publish(plan, keep=keep)
+    for stage in PIPELINE:
+        plan = planning.plan(stage.name, data, config, raw)
+        runner.run(plan, progress=False)
+        manifests[stage.name] = runner.publish(plan, keep=keep)
     return manifests
 
 
 def model(data: Path, train: dict[str, Any]) -> dict[str, np.ndarray]:
     """The tensors of a published train output (factors, ids)."""
-    return load_file(store.output_dir(data, "train", train["key"]) / "model.safetensors")
+    return load_file(data / Train.DIRECTORY / train["key"] / Train.MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,10 @@ def test_until_leaves_out_later_ratings(tiny_raw: Path, nights: dict[str, Any]) 
 def test_warm_start_is_taken_recorded_and_keeps_reruns_cached(tiny_raw: Path, nights: dict[str, Any]) -> None:
     first, second = nights["first"]["train"], nights["second"]["train"]
     assert first["summary"]["warm_start_from"] is None  # nothing published before the first night
-    assert second["inputs"]["warm_start"] == second["summary"]["warm_start_from"] == first["key"]
+    assert second["sources"]["warm_start"] == second["summary"]["warm_start_from"] == first["key"]
+    assert second["inputs"]["warm_start"] == {  # the key hashes the model's content, not its key
+        name: entry["sha256"] for name, entry in first["files"].items() if name.endswith(".safetensors")
+    }
     warm = TrainConfig().warm_iterations
     assert second["summary"]["iterations"] == second["summary"]["refit_iterations"] == warm
     before, after = model(nights["data"], first), model(nights["data"], second)
@@ -72,10 +78,11 @@ def test_warm_start_is_taken_recorded_and_keeps_reruns_cached(tiny_raw: Path, ni
     }
     assert second["summary"]["fold_in"]["users_new"] > 0 and second["summary"]["fold_in"]["movies_new"] > 0
     config = PipelineConfig.from_dict({"index": {"until": NIGHT_2}})
-    for stage in stages.STAGES:  # the same night again: every stage keeps its key, so is cached
-        assert stages.plan(stage, nights["data"], config, tiny_raw).key == nights["second"][stage]["key"]
+    for stage in PIPELINE:  # the same night again: every stage keeps its key, so is cached
+        again = planning.plan(stage.name, nights["data"], config, tiny_raw)
+        assert again.key == nights["second"][stage.name]["key"]
     options = {"index": {"until": NIGHT_2}, "train": {"warm_start": False}}
-    cold = stages.plan("train", nights["data"], PipelineConfig.from_dict(options))
+    cold = planning.plan("train", nights["data"], PipelineConfig.from_dict(options))
     assert "warm_start" not in cold.inputs and cold.key != second["key"]
 
 
@@ -86,15 +93,20 @@ def test_after_an_upgrade_the_rerun_of_the_night_is_cached(
     default two outputs keeps that model, which the rerun's key is found through."""
     keep = RunConfig().keep_stage_outputs
     night(tmp_path, tiny_raw, keep, index={"until": NIGHT_1})
-    published = night(tmp_path, tiny_raw, keep, index={"until": NIGHT_2})["train"]
-    released = stages.code_version
-    upgrade = {"train": "+1"}
-    monkeypatch.setattr(stages, "code_version", lambda stage: released(stage) + upgrade.get(stage, ""))
-    upgraded = night(tmp_path, tiny_raw, keep, index={"until": NIGHT_2})["train"]
-    assert upgraded["key"] != published["key"]
-    assert upgraded["inputs"]["warm_start"] == published["inputs"]["warm_start"]
-    rerun = stages.plan("train", tmp_path, PipelineConfig.from_dict({"index": {"until": NIGHT_2}}), tiny_raw)
-    assert rerun.key == upgraded["key"] and rerun.is_built
+    before = night(tmp_path, tiny_raw, keep, index={"until": NIGHT_2})
+    published = before["train"]
+    released = planning.code_hash
+    monkeypatch.setattr(
+        planning, "code_hash", lambda build: released(build) + ("+1" if "train" in build else "")
+    )
+    upgraded = night(tmp_path, tiny_raw, keep, index={"until": NIGHT_2})
+    assert upgraded["train"]["key"] != published["key"]
+    assert upgraded["train"]["sources"]["warm_start"] == published["sources"]["warm_start"]
+    config = PipelineConfig.from_dict({"index": {"until": NIGHT_2}})
+    rerun = planning.plan("train", tmp_path, config, tiny_raw)
+    assert rerun.key == upgraded["train"]["key"] and runner.run(rerun).state == "Cached"
+    # the retrained model is the same model: the export after it keeps its key (early cutoff)
+    assert upgraded["export"]["key"] == before["export"]["key"]
 
 
 def test_fold_in_only_solves_new_and_changed_users_into_the_published_model(
@@ -136,8 +148,7 @@ def test_drift_compares_with_the_previous_export(nights: dict[str, Any]) -> None
     directory = Path(nights["second"]["export"]["outputs"]["recommendations"]["path"]).parent
     assert store.read_json(directory / "drift.json") == second
     previous = Path(nights["first"]["export"]["outputs"]["recommendations"]["path"]).parent
-    names = (export.RECOMMENDATIONS, export.USER_EMBEDDINGS, export.MOVIE_EMBEDDINGS)
-    reread = drift(previous, read_lists(directory / export.RECOMMENDATIONS), directory, *names)
+    reread = drift(previous, read_lists(directory / Export.RECOMMENDATIONS), directory)
     assert reread == second  # the lists the export kept while writing are the published ones
 
 
@@ -158,13 +169,11 @@ def test_drift_figures_match_their_definitions(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         rows = [(u, r + 1, m) for u, pair in lists.items() for r, m in enumerate(pair[side])]
         frame = pl.DataFrame(rows, schema=["user_id", "rank", "movie_id"], orient="row")
-        frame.with_columns(score=pl.lit(0.5)).write_parquet(tmp_path / name / "recs.parquet")
-        frame.select("user_id").unique().write_parquet(tmp_path / name / "users.parquet")
-        frame.select("movie_id").unique().write_parquet(tmp_path / name / "movies.parquet")
-    now = read_lists(tmp_path / "current" / "recs.parquet")
-    result = drift(
-        tmp_path / "previous", now, tmp_path / "current", "recs.parquet", "users.parquet", "movies.parquet"
-    )
+        frame.with_columns(score=pl.lit(0.5)).write_parquet(tmp_path / name / Export.RECOMMENDATIONS)
+        frame.select("user_id").unique().write_parquet(tmp_path / name / Export.USER_EMBEDDINGS)
+        frame.select("movie_id").unique().write_parquet(tmp_path / name / Export.MOVIE_EMBEDDINGS)
+    now = read_lists(tmp_path / "current" / Export.RECOMMENDATIONS)
+    result = drift(tmp_path / "previous", now, tmp_path / "current")
     assert result["users_compared"] == 3
     assert result["share_changed@10"] == pytest.approx(2 / 3)
     assert result["jaccard@10"] == pytest.approx((1 + 3 / 5 + 0) / 3)
@@ -226,15 +235,15 @@ def test_a_model_saved_without_ids_is_no_warm_start(tiny_raw: Path, tmp_path: Pa
     first = night(data, tiny_raw, index={"until": NIGHT_1})["train"]
     config = PipelineConfig.from_dict({"index": {"until": NIGHT_2}})
     for stage in ("ingest", "index"):  # tonight's index, published
-        plan = stages.plan(stage, data, config, tiny_raw)
-        if not plan.is_built:
-            stages.execute(plan, progress=False)
-        stages.publish(plan, keep=5)
-    assert stages.plan("train", data, config).inputs["warm_start"] == first["key"]
-    path = store.output_dir(data, "train", first["key"]) / "model.safetensors"
+        plan = planning.plan(stage, data, config, tiny_raw)
+        runner.run(plan, progress=False)
+        runner.publish(plan, keep=5)
+    assert planning.plan("train", data, config).sources["warm_start"] == first["key"]
+    path = data / Train.DIRECTORY / first["key"] / Train.MODEL
     tensors = load_file(path)
     save_file({k: tensors[k] for k in ("user_factors", "movie_factors")}, path)
-    assert stages.plan("train", data, config).inputs["warm_start"] is None
+    cold = planning.plan("train", data, config)
+    assert cold.inputs["warm_start"] is None and "warm_start" not in cold.sources
 
 
 def test_a_night_with_a_delta_file_parses_only_that_file(
@@ -242,28 +251,28 @@ def test_a_night_with_a_delta_file_parses_only_that_file(
 ) -> None:
     import shutil
 
-    import wmf.ingest
+    import wmf.stages.ingest.parse
 
     raw, data = tmp_path / "raw", tmp_path / "data"
     shutil.copytree(tiny_raw, raw)
     config = PipelineConfig()
-    first = stages.plan("ingest", data, config, raw)
-    stages.execute(first, progress=False)
-    stages.publish(first, keep=5)
+    first = planning.plan("ingest", data, config, raw)
+    runner.execute(first, progress=False)
+    runner.publish(first, keep=5)
     (raw / "combined_data_5.txt").write_text("1:\n2649999,4,2005-12-31\n3:\n2649998,5,2005-12-31\n")
     parsed: list[list[str]] = []
-    parse = wmf.ingest._read_lines_table
+    parse = wmf.stages.ingest.parse.read_lines_table
     monkeypatch.setattr(
-        wmf.ingest,
-        "_read_lines_table",
+        wmf.stages.ingest.parse,
+        "read_lines_table",
         lambda paths, *a: parsed.append([p.name for p in paths]) or parse(paths, *a),
     )
-    tonight = stages.plan("ingest", data, config, raw)
-    manifest = stages.execute(tonight, progress=False)
+    tonight = planning.plan("ingest", data, config, raw)
+    manifest = runner.execute(tonight, progress=False)
     assert ["combined_data_5.txt"] in parsed and not any("combined_data_1.txt" in p for p in parsed)
     full = tmp_path / "full"
     full.mkdir()
-    monkeypatch.setattr(wmf.ingest, "_read_lines_table", parse)
+    monkeypatch.setattr(wmf.stages.ingest.parse, "read_lines_table", parse)
     expected = ingest(raw, full, IngestConfig(), progress=False)  # everything parsed again
     got = pl.read_parquet(tonight.output / "ratings.parquet")
     assert got.equals(pl.read_parquet(full / "ratings.parquet"))
@@ -272,5 +281,5 @@ def test_a_night_with_a_delta_file_parses_only_that_file(
     assert store.read_json(tonight.output / "quality.json")["files"][-1]["ratings"] == 2
 
 
-def first_rows(plan: stages.StagePlan) -> int:
+def first_rows(plan: planning.StagePlan) -> int:
     return store.read_manifest(plan.output)["outputs"]["ratings"]["rows"]

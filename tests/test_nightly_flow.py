@@ -10,7 +10,10 @@ import polars as pl
 import pytest
 from helpers_cli import wmf
 
-from wmf import history, stages, store
+from wmf import store
+from wmf.layout import LATEST, History
+from wmf.pipeline import history
+from wmf.pipeline.registry import PIPELINE
 
 pytestmark = pytest.mark.prefect
 
@@ -19,7 +22,7 @@ FAST = ["--factors", "8", "--iterations", "4", "--top-k", "10", "--similar-k", "
 
 def latest(data: Path) -> dict[str, str]:
     """Where every stage's `latest` points."""
-    return {stage: os.readlink(data / stages.DIRECTORY[stage] / "latest") for stage in stages.STAGES}
+    return {stage.name: os.readlink(data / stage.directory / LATEST) for stage in PIPELINE}
 
 
 def test_nights_are_recorded_and_a_truncated_file_is_refused(
@@ -40,7 +43,7 @@ def test_nights_are_recorded_and_a_truncated_file_is_refused(
     assert runs["warm_start_from"][1] == runs["train_key"][0]
     assert runs["rbo"][0] is None and 0 < runs["rbo"][1] < 1
     assert runs["ratings"][0] == runs["ratings"][1] and runs["users"][0] < runs["users"][1]
-    assert (history.runs_path(data).parent / history.TREND).stat().st_size > 0
+    assert (data / History.DIRECTORY / History.TREND).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     raw = tmp_path / "raw"
     shutil.copytree(tiny_raw, raw)

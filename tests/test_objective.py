@@ -6,7 +6,9 @@ import pytest
 import torch
 from helpers_train import dense_matrices, random_interactions
 
-from wmf.objective import NumbaOps, Objective, TorchOps, regularization_weights
+from wmf.model.cpu import NumbaOps
+from wmf.model.gpu import TorchOps
+from wmf.model.objective import Objective, regularization_weights
 
 
 def dense_total(M, R, U, V, w0, alpha, lam_u, lam_v, sigmoid=False):
@@ -69,7 +71,7 @@ def test_scaled_regularization_follows_row_counts():
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_sigmoid_objective_equals_dense(alpha, monkeypatch):
     # small blocks so the blocked all-cells loop really runs over several blocks
-    monkeypatch.setattr("wmf.objective.SIGMOID_BLOCK", 55 * 300)
+    monkeypatch.setattr("wmf.model.objective.SIGMOID_BLOCK", 55 * 300)
     train = random_interactions(55, 2000, density=0.05, seed=3)
     objective, lam_u, lam_v = make(train, alpha, False, TorchOps, sigmoid=True)
     M, R = dense_matrices(train)

@@ -22,8 +22,11 @@ from helpers_cli import wmf
 from polars.testing import assert_frame_equal
 
 from flows.cli import main
-from wmf import stages, store
+from wmf import store
 from wmf.errors import BadInputError
+from wmf.fingerprints import digest
+from wmf.layout import LATEST, Export
+from wmf.pipeline.registry import PIPELINE_NAMES, STAGES
 
 pytestmark = pytest.mark.prefect
 
@@ -33,10 +36,10 @@ FAST = ["--iterations", str(ITERATIONS), "--factors", "8", "--top-k", "10", "--s
 TRAIN_AND_EXPORT_RERUN = {"ingest": "Cached", "index": "Cached", "train": "Completed", "export": "Completed"}
 # The function each stage's core calls, and the position of its output directory.
 CORES = {
-    "ingest": ("wmf.ingest", "ingest", 1),
-    "index": ("wmf.index", "build_index", 1),
-    "train": ("wmf.train", "train", 1),
-    "export": ("wmf.export", "export", 2),
+    "ingest": ("wmf.stages.ingest.build", "ingest", 1),
+    "index": ("wmf.stages.index.build", "build_index", 1),
+    "train": ("wmf.stages.train.build", "train", 1),
+    "export": ("wmf.stages.export.build", "export", 2),
 }
 
 
@@ -50,8 +53,8 @@ def states(summary: dict) -> dict[str, str]:
 
 def assert_nothing_half_built(data: Path) -> None:
     """Every output directory is complete (manifest) and no temporary is left."""
-    for stage in stages.DIRECTORY.values():
-        root = data / stage
+    for stage in STAGES.values():
+        root = data / stage.directory
         if not root.is_dir():
             continue
         assert not list(root.glob(".tmp-*")), f"stale temporaries in {root}"
@@ -87,7 +90,7 @@ def built(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory, prefect_serv
     return data, summary
 
 
-@pytest.mark.parametrize("failing", stages.STAGES)
+@pytest.mark.parametrize("failing", PIPELINE_NAMES)
 def test_rerun_after_a_failure_starts_at_the_failed_stage(
     failing: str, tiny_raw: Path, tmp_path: Path, built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,21 +99,21 @@ def test_rerun_after_a_failure_starts_at_the_failed_stage(
         inject(m, failing, RuntimeError(f"injected fault in {failing}"))
         code, summary, err = run(tiny_raw, data)
     assert code == 1
-    position = stages.STAGES.index(failing)
+    position = PIPELINE_NAMES.index(failing)
     assert states(summary) == {
-        **dict.fromkeys(stages.STAGES[:position], "Completed"),
+        **dict.fromkeys(PIPELINE_NAMES[:position], "Completed"),
         failing: "Failed",
     }
     assert f"injected fault in {failing}" in summary["stages"][failing]["error"]
     assert f"{failing} failed" in err
-    assert not (data / stages.DIRECTORY[failing] / store.LATEST).exists()
+    assert not (data / STAGES[failing].directory / LATEST).exists()
     assert_nothing_half_built(data)
 
     code, summary, err = run(tiny_raw, data)
     assert code == 0, err
     assert states(summary) == {
-        **dict.fromkeys(stages.STAGES[:position], "Cached"),
-        **dict.fromkeys(stages.STAGES[position:], "Completed"),
+        **dict.fromkeys(PIPELINE_NAMES[:position], "Cached"),
+        **dict.fromkeys(PIPELINE_NAMES[position:], "Completed"),
     }
     recs = pl.read_parquet(summary["stages"]["export"]["outputs"]["recommendations"]["path"])
     reference = pl.read_parquet(built[1]["stages"]["export"]["outputs"]["recommendations"]["path"])
@@ -143,16 +146,19 @@ def test_status_reports_outputs_and_currency(tiny_raw: Path, tmp_path: Path, bui
     data, summary = built
     code, report, _ = wmf("status", "--data", str(data), "--raw", str(tiny_raw), *FAST)
     assert code == 0
-    assert {stage: report[stage]["current"] for stage in stages.STAGES} == dict.fromkeys(stages.STAGES, True)
+    assert {stage: report[stage]["current"] for stage in PIPELINE_NAMES} == dict.fromkeys(
+        PIPELINE_NAMES, True
+    )
     ratings = report["ingest"]["outputs"]["ratings"]
     assert ratings["rows"] == summary["stages"]["ingest"]["outputs"]["ratings"]["rows"]
-    assert ratings["fingerprint"] == store.fingerprint_file(Path(ratings["path"]))
+    assert ratings["fingerprint"] == digest(Path(ratings["path"]))
     assert report["train"]["config"]["factors"] == 8 and report["train"]["created_at"]
 
-    # Other model settings: train and export are stale, with the reason.
+    # Other model settings: train is stale, with the reason; the export after it will run only if
+    # the new model differs from the published one, which cannot be known before training.
     code, report, _ = wmf("status", "--data", str(data), "--raw", str(tiny_raw), *FAST, "--factors", "4")
-    assert [report[s]["current"] for s in stages.STAGES] == [True, True, False, False]
-    assert "factors" in report["train"]["reason"]
+    assert [report[s]["current"] for s in PIPELINE_NAMES] == [True, True, False, None]
+    assert "factors" in report["train"]["reason"] and "earlier stage" in report["export"]["reason"]
 
     # Changed raw files make ingest stale, and everything after it.
     raw = tmp_path / "raw"
@@ -160,7 +166,8 @@ def test_status_reports_outputs_and_currency(tiny_raw: Path, tmp_path: Path, bui
     with (raw / "combined_data_4.txt").open("a") as f:
         f.write("17770:\n2649429,5,2005-12-31\n")
     code, report, _ = wmf("status", "--data", str(data), "--raw", str(raw), *FAST)
-    assert not any(report[s]["current"] for s in stages.STAGES)
+    assert report["ingest"]["current"] is False
+    assert not any(report[s]["current"] for s in PIPELINE_NAMES)
 
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
@@ -170,6 +177,41 @@ def test_status_reports_outputs_and_currency(tiny_raw: Path, tmp_path: Path, bui
     assert any("ratings" in line and f"{ratings['rows']:,} rows" in line for line in lines)
     code, report, _ = wmf("status", "--data", str(tmp_path / "empty"))
     assert report["train"] == {"published": False, "current": False}
+
+
+def test_a_damaged_published_table_is_named_and_rebuilt(
+    tiny_raw: Path, tmp_path: Path, built, caplog: pytest.LogCaptureFixture
+) -> None:
+    """16 bytes XOR-ed at four places of the published ratings, its file date kept: `wmf status
+    --verify` names the file, and `wmf run --from index` rebuilds the ingest instead of failing."""
+    data = tmp_path / "data"
+    shutil.copytree(built[0], data, symlinks=True)
+    code, summary, err = run(tiny_raw, data)  # a copy: its files are hashed once, then trusted
+    assert code == 0 and set(states(summary).values()) == {"Cached"}, err
+    ratings = data / "ingest" / "latest" / "ratings.parquet"
+    st = ratings.stat()
+    with ratings.open("r+b") as f:
+        for at in range(1, 5):
+            f.seek(at * st.st_size // 5)
+            chunk = f.read(16)
+            f.seek(at * st.st_size // 5)
+            f.write(bytes(b ^ 0x5A for b in chunk))
+    os.utime(ratings, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    code, report, _ = wmf("status", "--data", str(data), "--verify")
+    assert code == 1
+    assert report["ingest"]["damaged"] == ["ratings.parquet"] and report["index"]["damaged"] == []
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        main(["status", "--data", str(data), "--verify"])
+    assert "DAMAGED: ratings.parquet" in text.getvalue() and "verified: every file" in text.getvalue()
+
+    code, summary, err = run(tiny_raw, data, "--from", "index")
+    assert code == 0, err
+    assert states(summary) == dict.fromkeys(PIPELINE_NAMES, "Completed")  # ingest rebuilt, then the rest
+    assert "ratings.parquet: not the bytes the ingest stage wrote" in caplog.text
+    code, report, _ = wmf("status", "--data", str(data), "--verify")
+    assert code == 0 and not any(entry["damaged"] for entry in report.values())
 
 
 def test_second_run_on_the_same_data_exits_or_waits(tiny_raw: Path, built) -> None:
@@ -244,7 +286,7 @@ def test_sigkill_during_training_resumes_from_the_checkpoint(
         proc.stderr.close()
     killed_at = _checkpoint_iteration(data)
     assert 1 <= killed_at < ITERATIONS, "the run was not killed in the middle of training"
-    assert not (data / "train" / store.LATEST).exists()
+    assert not (data / "train" / LATEST).exists()
     # What a kill during a checkpoint write of another training (other settings) leaves.
     half_written = data / "train" / ".checkpoints" / "0123456789abcdef" / ".checkpoint.safetensors.1.tmp"
     half_written.parent.mkdir()
@@ -285,7 +327,7 @@ def test_run_publishes_summary_metrics_progress_and_loss_curve(tiny_raw: Path, b
     code, summary, err = run(tiny_raw, data)
     assert code == 0, err
     export = summary["stages"]["export"]
-    curve = Path(export["directory"]) / stages.LOSS_CURVE
+    curve = Path(export["directory"]) / Export.LOSS_CURVE
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     markdown = Artifact.get("wmf-run-summary")
@@ -327,7 +369,8 @@ def test_dask_task_runner_gives_the_same_tables(
 @pytest.mark.parametrize("on_bad_lines", ["skip", "error"])
 def test_partitioned_ingest_equals_ingest(tiny_raw: Path, tmp_path: Path, on_bad_lines: str) -> None:
     from wmf.config import IngestConfig
-    from wmf.ingest import ingest, ingest_partitioned
+    from wmf.stages.ingest.parse import ingest
+    from wmf.stages.ingest.partitioned import ingest_partitioned
 
     raw = tmp_path / "raw"
     shutil.copytree(tiny_raw, raw)

@@ -81,7 +81,7 @@ def test_changed_raw_file_reruns_ingest(tiny_raw: Path, tmp_path: Path, prefect_
     before = first["stages"]["ingest"]["outputs"]["ratings"]["rows"]
     after = second["stages"]["ingest"]["outputs"]["ratings"]["rows"]
     assert after == before + 1
-    assert after == pl.read_parquet(store.latest_dir(data, "ingest") / "ratings.parquet").height
+    assert after == pl.read_parquet(store.latest(data / "ingest") / "ratings.parquet").height
 
 
 def test_bad_input_fails_and_keeps_published_outputs(
@@ -91,7 +91,7 @@ def test_bad_input_fails_and_keeps_published_outputs(
     shutil.copytree(tiny_raw, raw)
     data = tmp_path / "data"
     assert wmf("ingest", "--raw", str(raw), "--data", str(data), capsys=capsys)[0] == 0
-    published = store.latest_dir(data, "ingest")
+    published = store.latest(data / "ingest")
     before = store.read_manifest(published)
 
     lines = (raw / "combined_data_2.txt").read_text().splitlines(keepends=True)
@@ -101,7 +101,7 @@ def test_bad_input_fails_and_keeps_published_outputs(
     assert code != 0
     error = summary["stages"]["ingest"]["error"]
     assert "combined_data_2.txt" in error and ":4" in error and "123,7,2005-01-01" in error
-    assert store.latest_dir(data, "ingest") == published
+    assert store.latest(data / "ingest") == published
     assert store.read_manifest(published) == before
     assert not [p for p in (data / "ingest").iterdir() if p.name.startswith(".tmp")]
 

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from wmf import ratings_parser
+from wmf.stages.ingest import ratings_parser
 
 
 def random_file(path: Path, rng: np.random.Generator, newline: str = "\n") -> pl.DataFrame:

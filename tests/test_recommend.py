@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from wmf.recommend import _mask_seen, _select_torch, similar_items, top_k
+from wmf.evaluation.topk import _mask_seen, _select_torch, similar_items, top_k
 
 
 def brute_top_k(scores: np.ndarray, seen: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +51,7 @@ def test_top_k_matches_brute_force_with_ties_and_short_rows(tied_problem, k):
 @pytest.mark.parametrize(("n_items", "k"), [(70, 1), (70, 33), (1000, 5), (1000, 40)])
 def test_chunked_scoring_matches_brute_force(monkeypatch, n_items, k):
     """Scores built in many column chunks (the last one partial) and selected across them."""
-    monkeypatch.setattr("wmf.recommend._CHUNK_BYTES", 64 * 4 * 64)  # 64-column chunks at 64 rows
+    monkeypatch.setattr("wmf.evaluation.topk._CHUNK_BYTES", 64 * 4 * 64)  # 64-column chunks at 64 rows
     rng = np.random.default_rng(2)
     users = rng.integers(-2, 3, (300, 4)).astype(np.float32)
     items = rng.integers(-2, 3, (n_items, 4)).astype(np.float32)

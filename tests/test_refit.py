@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from wmf.config import TrainConfig
-from wmf.interactions import load_all, load_holdout, load_train
-from wmf.metrics import split_stderr
-from wmf.model import MatrixFactorization
-from wmf.train import REFIT_CHECKPOINTS, train
+from wmf.data.interactions import load_all, load_holdout, load_train
+from wmf.evaluation.metrics import split_stderr
+from wmf.layout import Train
+from wmf.model.factorization import MatrixFactorization
+from wmf.stages.train.fit import train
 
 CONFIG = TrainConfig(factors=8, iterations=3, refit_iterations=2, device="cpu")
 
@@ -73,7 +74,7 @@ def test_a_crash_during_the_refit_resumes_to_the_same_model(tiny_index, tmp_path
     ckpt = tmp_path / "checkpoints"
     with pytest.raises(Crash):
         run(tiny_index, tmp_path / "crashed", CONFIG, checkpoint_dir=ckpt, callback=crash)
-    assert (ckpt / REFIT_CHECKPOINTS).is_dir()
+    assert (ckpt / Train.REFIT).is_dir()
     seen: list[tuple[str, int]] = []
     run(
         tiny_index,

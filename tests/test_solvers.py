@@ -6,13 +6,15 @@ import pytest
 import torch
 from helpers_train import random_interactions
 
-from wmf.objective import NumbaOps, Objective, TorchOps, regularization_weights
-from wmf.solvers import als_half_step, als_sweep, fold_in_rows, gradient_step, make_optimizer
+from wmf.model.cpu import NumbaOps
+from wmf.model.gpu import TorchOps
+from wmf.model.objective import Objective, regularization_weights
+from wmf.model.solvers import als_half_step, als_sweep, fold_in_rows, gradient_step, make_optimizer
 
 
 @pytest.fixture(params=["numba", "torch"])
 def ops_cls(request, monkeypatch):
-    monkeypatch.setattr("wmf.objective.TILE_BYTES", 1)  # many column tiles in the scatter
+    monkeypatch.setattr("wmf.model.cpu.TILE_BYTES", 1)  # many column tiles in the scatter
     return TorchOps if request.param == "torch" else NumbaOps
 
 
@@ -52,7 +54,7 @@ def test_cg_converges_to_cholesky(ops_cls, side):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_numba_and_torch_paths_give_same_factors(dtype, monkeypatch):
-    monkeypatch.setattr("wmf.objective.TILE_BYTES", 1)
+    monkeypatch.setattr("wmf.model.cpu.TILE_BYTES", 1)
     results = []
     for cls in (NumbaOps, TorchOps):
         ops, objective, U, V = setup(cls, dtype=dtype, alpha=0.5)
@@ -67,7 +69,7 @@ def test_numba_and_torch_paths_give_same_factors(dtype, monkeypatch):
 
 
 def test_numba_sweeps_are_deterministic(monkeypatch):
-    monkeypatch.setattr("wmf.objective.TILE_BYTES", 1)
+    monkeypatch.setattr("wmf.model.cpu.TILE_BYTES", 1)
     runs = []
     for _ in range(2):
         ops, objective, U, V = setup(NumbaOps, dtype=torch.float32)

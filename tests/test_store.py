@@ -10,49 +10,57 @@ from pathlib import Path
 import pytest
 
 from wmf import store
+from wmf.layout import MANIFEST
 
 
-def _build(data: Path, key: str, text: str) -> Path:
-    with store.building(data, "stage", key) as tmp:
+def _build(root: Path, key: str, text: str) -> Path:
+    with store.building(root, key) as tmp:
         (tmp / "table.txt").write_text(text)
-        store.write_json(tmp / store.MANIFEST, {"key": key})
-    return store.output_dir(data, "stage", key)
+        store.write_json(tmp / MANIFEST, {"key": key})
+    return root / key
 
 
 def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="boom"), store.building(tmp_path, "stage", "k1") as tmp:
+    with pytest.raises(RuntimeError, match="boom"), store.building(tmp_path / "stage", "k1") as tmp:
         (tmp / "table.txt").write_text("half")
         raise RuntimeError("boom")
     assert list((tmp_path / "stage").iterdir()) == []
 
 
 def test_build_without_manifest_is_not_published(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="manifest"), store.building(tmp_path, "stage", "k1") as tmp:
+    with pytest.raises(RuntimeError, match="manifest"), store.building(tmp_path / "stage", "k1") as tmp:
         (tmp / "table.txt").write_text("no manifest")
-    assert not store.is_complete(store.output_dir(tmp_path, "stage", "k1"))
+    assert not store.is_complete(tmp_path / "stage" / "k1")
+    assert list((tmp_path / "stage").iterdir()) == []
 
 
 def test_publish_switches_latest_and_prunes(tmp_path: Path) -> None:
+    root = tmp_path / "stage"
     for i in range(4):
-        _build(tmp_path, f"k{i}", str(i))
-        store.publish(tmp_path, "stage", f"k{i}", keep=2)
-        assert (store.latest_dir(tmp_path, "stage") / "table.txt").read_text() == str(i)
-    kept = sorted(p.name for p in (tmp_path / "stage").iterdir() if not p.is_symlink())
+        _build(root, f"k{i}", str(i))
+        store.publish(root, f"k{i}", keep=2)
+        assert (store.latest(root) / "table.txt").read_text() == str(i)
+    kept = sorted(p.name for p in root.iterdir() if not p.is_symlink())
     assert kept == ["k2", "k3"]
 
 
+def test_publish_keeps_the_outputs_it_protects(tmp_path: Path) -> None:
+    root = tmp_path / "stage"
+    for i in range(3):
+        _build(root, f"k{i}", str(i))
+        store.publish(root, f"k{i}", keep=1, protect=["k0"])
+    assert sorted(p.name for p in root.iterdir() if not p.is_symlink()) == ["k0", "k2"]
+
+
 def test_republishing_an_old_output_protects_it(tmp_path: Path) -> None:
+    root = tmp_path / "stage"
     for key in ("a", "b"):
-        _build(tmp_path, key, key)
-        store.publish(tmp_path, "stage", key, keep=1)
-    _build(tmp_path, "a", "a")
-    store.publish(tmp_path, "stage", "a", keep=1)
-    assert store.latest_dir(tmp_path, "stage").name == "a"
-
-
-def test_latest_missing_names_the_command(tmp_path: Path) -> None:
-    with pytest.raises(store.MissingInputError, match="wmf index"):
-        store.latest_dir(tmp_path, "index")
+        _build(root, key, key)
+        store.publish(root, key, keep=1)
+    _build(root, "a", "a")
+    store.publish(root, "a", keep=1)
+    assert store.latest(root).name == "a"
+    assert store.latest(tmp_path / "other") is None
 
 
 def test_second_writer_is_refused(tmp_path: Path) -> None:

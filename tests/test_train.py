@@ -12,8 +12,8 @@ import torch
 from helpers_train import planted, random_interactions
 
 from wmf.config import TrainConfig
-from wmf.files import CHECKPOINT_FILE
-from wmf.model import MatrixFactorization
+from wmf.layout import Train
+from wmf.model.factorization import MatrixFactorization
 
 SMALL = TrainConfig(factors=8, iterations=5, device="cpu", unobserved_weight=0.05)
 
@@ -42,7 +42,7 @@ def test_resume_after_crash_gives_identical_factors(tmp_path, config):
         MatrixFactorization(config).fit(
             train, checkpoint_dir=tmp_path, progress=False, callback=crash_after(2)
         )
-    assert (tmp_path / CHECKPOINT_FILE).exists()
+    assert (tmp_path / Train.CHECKPOINT).exists()
     resumed = MatrixFactorization(config)
     iterations_run = []
     resumed.fit(
@@ -112,11 +112,11 @@ def test_cuda_loss_curve_matches_cpu(solver):
 
 def test_train_stage_writes_model_history_and_metrics(tmp_path):
     from wmf.config import IndexConfig, IngestConfig
-    from wmf.generate import generate
-    from wmf.index import build_index
-    from wmf.ingest import ingest
-    from wmf.interactions import load_train
-    from wmf.train import train
+    from wmf.data.generate import generate
+    from wmf.data.interactions import load_train
+    from wmf.stages.index.build import build_index
+    from wmf.stages.ingest.parse import ingest
+    from wmf.stages.train.fit import train
 
     for stage in ("ingest", "index", "out"):  # stages write into an existing empty dir
         (tmp_path / stage).mkdir()

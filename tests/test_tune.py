@@ -12,12 +12,10 @@ from helpers_train import random_interactions
 
 from wmf import configfile
 from wmf.config import TrainConfig, TuneConfig
+from wmf.data.interactions import load_holdout, load_train, sample_users
 from wmf.errors import WmfError
-from wmf.interactions import load_holdout, load_train, sample_users
-from wmf.tune import (
-    BEST,
-    PLOT,
-    TRIALS,
+from wmf.layout import Tune
+from wmf.stages.tune.search import (
     TrialJob,
     n_folds,
     open_study,
@@ -111,11 +109,11 @@ def test_search_publishes_best_options_trials_and_plot(tiny_index, tmp_path):
         tiny_index, out, SEARCH, BASE, tmp_path / "study.journal", mapper=counting(calls), progress=False
     )
     assert calls == [0, 1, 2]
-    trials = pl.read_parquet(out / TRIALS)
+    trials = pl.read_parquet(out / Tune.TRIALS)
     assert trials.height == 3 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
     assert (trials["iterations"] <= 4).all() and (trials["seconds"] > 0).all()
     assert trials.filter(pl.col("state") == "COMPLETE")["value"].max() == summary["best_value"]
-    best = configfile.load(out / BEST)
+    best = configfile.load(out / Tune.BEST)
     assert set(best) == {"train"}
     options = best["train"]
     assert options["factors"] in (32, 64, 128) and 1 <= options["iterations"] <= 4
@@ -126,7 +124,7 @@ def test_search_publishes_best_options_trials_and_plot(tiny_index, tmp_path):
         else (SEARCH.regularization_min, SEARCH.regularization_max)
     )
     assert low <= options["regularization"] <= high
-    assert (out / PLOT).read_bytes()[:4] == b"\x89PNG"
+    assert (out / Tune.PLOT).read_bytes()[:4] == b"\x89PNG"
     assert summary["tables"]["trials"]["rows"] == 3
 
 
@@ -141,12 +139,12 @@ def test_search_resumes_its_study_and_fails_trials_a_kill_left_running(tiny_inde
     calls: list[int] = []
     tune(tiny_index, second, SEARCH, BASE, journal, mapper=counting(calls), progress=False)
     assert calls == [3]  # trials 0 and 1 are reused, 2 was left running
-    states = pl.read_parquet(second / TRIALS).sort("number")["state"].to_list()
+    states = pl.read_parquet(second / Tune.TRIALS).sort("number")["state"].to_list()
     assert states[2] == "FAIL" and len(states) == 4
 
 
 def test_trials_never_see_the_evaluation_holdout(tiny_index, tmp_path, monkeypatch):
-    import wmf.tune as tune_module
+    import wmf.stages.tune.search as tune_module
 
     seen: list[set[tuple[int, int]]] = []
     real_split = tune_module.validation_split
@@ -196,7 +194,7 @@ def test_the_search_starts_from_the_given_train_options(tiny_index, tmp_path):
     out.mkdir()
     base = TrainConfig(device="cpu", factors=64, unobserved_weight=0.2, regularization=3.0, alpha=0.5)
     tune(tiny_index, out, dataclasses.replace(SEARCH, trials=1), base, tmp_path / "j", progress=False)
-    first = pl.read_parquet(out / TRIALS).row(0, named=True)
+    first = pl.read_parquet(out / Tune.TRIALS).row(0, named=True)
     assert {k: first[k] for k in ("factors", "unobserved_weight", "regularization", "alpha")} == {
         "factors": 64,
         "unobserved_weight": 0.2,

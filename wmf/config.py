@@ -1,8 +1,10 @@
 """One typed config object for every parameter of the pipeline.
 
 Each stage has its own frozen dataclass so that a stage's cache key depends only
-on the parameters it reads. The `help` metadata of every field is what
-`wmf --help` shows, and the whole config is stored beside each output.
+on the parameters it reads; `PipelineConfig` holds one of each, by section name. The
+`help` metadata of every field is what `wmf --help` shows, the dataclasses are what
+config files and flow parameters are checked against, and a stage's config is stored
+beside each of its outputs.
 """
 
 from __future__ import annotations
@@ -209,20 +211,12 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, Any]]) -> PipelineConfig:
-        parts = {f.name: f.type for f in dataclasses.fields(cls)}
-        classes = {**STAGE_CONFIGS, **SEARCH_CONFIGS}
-        return cls(**{name: classes[name](**data.get(name, {})) for name in parts})
+        return cls(**{name: section(**data.get(name, {})) for name, section in sections().items()})
 
 
-STAGE_CONFIGS: dict[str, type] = {
-    "ingest": IngestConfig,
-    "index": IndexConfig,
-    "train": TrainConfig,
-    "export": ExportConfig,
-}
-STAGES: tuple[str, ...] = tuple(STAGE_CONFIGS)  # the pipeline's stages, in order
-# Not pipeline stages, but configured like them: `wmf tune` and `wmf compare` ([tune], [compare] in a file).
-SEARCH_CONFIGS: dict[str, type] = {"tune": TuneConfig, "compare": CompareConfig}
+def sections() -> dict[str, type]:
+    """Every stage's config class by section name (`[ingest]`, ..., `[compare]`), in order."""
+    return {f.name: f.default_factory for f in dataclasses.fields(PipelineConfig)}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from typing import Any
 
 import tomli_w
 
-from wmf.config import SEARCH_CONFIGS, STAGE_CONFIGS, RunConfig
+from wmf.config import RunConfig, sections
 from wmf.errors import WmfError
 
 Config = dict[str, dict[str, Any]]
 
-SECTIONS: dict[str, type] = {**STAGE_CONFIGS, **SEARCH_CONFIGS, "run": RunConfig}
+SECTIONS: dict[str, type] = {**sections(), "run": RunConfig}
 
 
 class ConfigFileError(WmfError):

@@ -51,7 +51,7 @@ def loss_curve(history: list[dict[str, Any]], path: Path) -> bool:
 def tune_history(trials: Any, metric: str, path: Path) -> None:
     """A PNG of a search: the metric per trial with the best so far, then against each parameter.
 
-    `trials` is the trials table of wmf.tune (a polars frame).
+    `trials` is the trials table of wmf.stages.tune.search (a polars frame).
     """
     import matplotlib
 

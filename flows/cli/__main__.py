@@ -1,0 +1,7 @@
+"""`python -m flows.cli`: the `wmf` command without the installed entry point."""
+
+import sys
+
+from flows.cli import main
+
+sys.exit(main())

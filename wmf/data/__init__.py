@@ -1,0 +1,1 @@
+"""Data the stages share: interactions and their files' readers, ids, splits, the generator."""

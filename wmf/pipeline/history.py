@@ -1,0 +1,109 @@
+"""The run history: DATA/history/runs.parquet, one row per pipeline run, and its trend plot.
+
+A nightly job is judged over nights: did quality hold, did the tables churn, did a night
+fail. Each run (published or failed) appends one row with every stage's key, state and
+seconds, the row counts, warm or cold, the held-out metrics and the drift figures; the
+file is replaced in one rename, so a reader never sees half a row.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from wmf import store
+from wmf.layout import History
+from wmf.pipeline.registry import PIPELINE
+from wmf.pipeline.summary import RunSummary
+
+METRICS = ("recall@20", "ndcg@100")
+DRIFT = ("rbo", "jaccard@10", "share_changed@10")
+
+
+def _reports() -> dict[str, Any]:
+    """Each pipeline stage's report module: its history columns (`HISTORY`, `history(manifest)`)."""
+    return {s.name: importlib.import_module(s.report) for s in PIPELINE if s.report is not None}
+
+
+SCHEMA: dict[str, pl.DataType] = {
+    "finished_at": pl.Datetime("us", "UTC"),
+    "state": pl.String,
+    "failed_stage": pl.String,
+    "error": pl.String,
+    **{f"{s.name}_{part}": pl.String for s in PIPELINE for part in ("key", "state")},
+    **{f"{s.name}_seconds": pl.Float64 for s in PIPELINE},
+    **{
+        column: getattr(pl, dtype)
+        for report in _reports().values()
+        for column, dtype in getattr(report, "HISTORY", {}).items()
+    },
+}
+
+
+def runs_path(data: Path) -> Path:
+    return Path(data) / History.DIRECTORY / History.RUNS
+
+
+def trend_path(data: Path) -> Path:
+    return Path(data) / History.DIRECTORY / History.TREND
+
+
+def row(summary: RunSummary, state: str) -> dict:
+    """The history row of a run, from its summary and its stages' manifests."""
+    out: dict[str, Any] = dict.fromkeys(SCHEMA)
+    failed = summary.failed_stage
+    error = (summary.stages[failed].error if failed else summary.error) if state == "Failed" else None
+    out.update(finished_at=datetime.now(UTC), state=state, failed_stage=failed, error=error)
+    reports = _reports()
+    for stage, result in summary.stages.items():
+        if f"{stage}_state" not in SCHEMA:  # a search: not a night's
+            continue
+        out[f"{stage}_state"], out[f"{stage}_seconds"] = result.state, result.seconds
+        if result.directory is not None:
+            manifest = store.read_manifest(Path(result.directory))
+            out[f"{stage}_key"] = manifest["key"]
+            if stage in reports and hasattr(reports[stage], "history"):
+                out.update(reports[stage].history(manifest))
+    return out
+
+
+def record(data: Path, entry: dict[str, Any]) -> pl.DataFrame:
+    """Append `entry` to the history (replaced atomically) and redraw the trend; the whole history."""
+    path = runs_path(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = pl.DataFrame([entry], schema=SCHEMA)
+    runs = pl.concat([pl.read_parquet(path), new], how="diagonal_relaxed") if path.is_file() else new
+    with store.atomic_path(path) as tmp:
+        runs.write_parquet(tmp)
+    trend(runs, trend_path(data))
+    return runs
+
+
+def trend(runs: pl.DataFrame, path: Path) -> None:
+    """A PNG of the held-out metrics and the drift over the runs (failed ones marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    quality, churn = fig.subplots(2, 1, sharex=True)
+    number = list(range(1, runs.height + 1))
+    for name in (*METRICS, "popularity_recall@20"):
+        quality.plot(number, runs[name].to_list(), marker="o", markersize=3, label=name)
+    quality.set(ylabel="held-out metric", title="wmf runs: quality and drift over nights")
+    for name in DRIFT:
+        churn.plot(number, runs[name].to_list(), marker="o", markersize=3, label=name)
+    churn.set(xlabel="run", ylabel="against the previous export", ylim=(0, 1.05))
+    for ax in (quality, churn):
+        for n, state in zip(number, runs["state"], strict=True):
+            if state != "Completed":
+                ax.axvline(n, color="C3", alpha=0.3)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    with store.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)

@@ -1,0 +1,69 @@
+"""Published outputs: what a manifest records, and checking files against it.
+
+A manifest (`manifest.json`, written last into an output) records the stage, its key and
+code hash, its parameters, what it was built from (`inputs`: the fingerprints its key
+hashes; `sources`: the keys of the outputs it read), every file it holds with its size and
+SHA-256, its tables' row counts, and the build's own summary. An output written by an older
+wmf (another `FORMAT`) is never read: its files have no fingerprints to check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wmf import store
+from wmf.errors import WmfError
+from wmf.fingerprints import FingerprintCache, digest_all
+
+FORMAT = 2  # 1: before every file had a fingerprint (wmf 0.1.0 until December 2026)
+
+
+class DamagedOutputError(WmfError):
+    """Files of a published output no longer match the fingerprints of its manifest."""
+
+    def __init__(self, stage: str, directory: Path, damaged: list[str]) -> None:
+        self.stage, self.directory, self.damaged = stage, str(directory), damaged
+        names = ", ".join(str(Path(directory) / name) for name in damaged)
+        super().__init__(
+            f"{names}: not the bytes the {stage} stage wrote (changed on disk since: a damaged disk, "
+            f"an edit, a partial copy?); `wmf run` rebuilds the {stage} stage, or delete {directory}"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, Path, list[str]]]:
+        return (type(self), (self.stage, Path(self.directory), self.damaged))
+
+
+def read(directory: Path | None) -> dict[str, Any] | None:
+    """The manifest of a complete output of this format, or None."""
+    if directory is None or not store.is_complete(directory):
+        return None
+    manifest = store.read_manifest(directory)
+    return manifest if manifest.get("format") == FORMAT else None
+
+
+def published(root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """A stage's published output and its manifest, or None (none yet, or an older wmf's)."""
+    directory = store.latest(root)
+    manifest = read(directory)
+    return None if directory is None or manifest is None else (directory, manifest)
+
+
+def fingerprints(manifest: dict[str, Any], names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The SHA-256 of each named file the output holds (an optional file it lacks is left out)."""
+    files = manifest["files"]
+    return {name: files[name]["sha256"] for name in names if name in files}
+
+
+def damaged(directory: Path, expected: dict[str, str], cache: FingerprintCache | None = None) -> list[str]:
+    """The files of `directory` whose SHA-256 is not `expected`'s (missing ones too).
+
+    With a `cache`, a file unchanged since it was last hashed (size, modification time and
+    inode) is not read again; without, every byte is read.
+    """
+    names = list(expected)
+    present = [n for n in names if (directory / n).is_file()]
+    paths = [directory / n for n in present]
+    got = cache.get_all(paths, label="checking outputs") if cache is not None else digest_all(paths)
+    found = dict(zip(present, got, strict=True))
+    return [n for n in names if found.get(n) != expected[n]]

@@ -1,0 +1,72 @@
+"""`wmf status`: what each stage has published, whether a run with these options would reuse
+it, and (`verify`) whether every published byte is still what the stage wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wmf.config import PipelineConfig
+from wmf.errors import WmfError
+from wmf.pipeline import outputs
+from wmf.pipeline.plan import StagePlan, plan
+from wmf.pipeline.registry import PIPELINE
+
+
+def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = False) -> dict[str, Any]:
+    """Each pipeline stage's published output and whether a run with these options would reuse it.
+
+    A stage is current when its key is the one a run would compute now (from the published
+    outputs it reads). Keys hash the content of what a stage reads, so a stage after one that
+    will run again may still be reused, if the rerun writes the same bytes: its currency is
+    then unknown (None), as ingest's is without --raw.
+    """
+    report: dict[str, Any] = {}
+    upstream_stale = False
+    for spec in PIPELINE:
+        found = outputs.published(Path(data) / spec.directory)
+        if found is None:
+            report[spec.name] = {"published": False, "current": False}
+            upstream_stale = True
+            continue
+        directory, manifest = found
+        entry: dict[str, Any] = {
+            "published": True,
+            "key": manifest["key"],
+            "created_at": manifest["created_at"],
+            "seconds": manifest.get("seconds"),
+            "directory": str(directory),
+            "config": manifest["config"],
+            "outputs": manifest["outputs"],
+        }
+        if verify:
+            expected = {name: f["sha256"] for name, f in manifest["files"].items()}
+            entry["damaged"] = outputs.damaged(directory, expected)
+        if spec.raw is not None and raw is None:
+            entry["current"], entry["reason"] = None, "pass --raw RAW to compare with the raw files"
+        elif upstream_stale:
+            entry["current"] = None
+            entry["reason"] = (
+                "an earlier stage will run first; this one is reused if its output stays the same"
+            )
+        else:
+            try:
+                planned = plan(spec.name, data, config, raw)
+            except (WmfError, OSError) as exc:
+                entry["current"], entry["reason"] = False, str(exc)
+            else:
+                entry["current"] = planned.key == manifest["key"]
+                if not entry["current"]:
+                    entry["reason"] = _why_stale(planned, manifest)
+        upstream_stale = upstream_stale or entry["current"] is False
+        report[spec.name] = entry
+    return report
+
+
+def _why_stale(planned: StagePlan, manifest: dict[str, Any]) -> str:
+    changed = sorted(k for k, v in planned.config.items() if manifest["config"].get(k) != v)
+    if changed:
+        return "parameters differ: " + ", ".join(changed)
+    if planned.inputs != manifest["inputs"]:
+        return "inputs changed"
+    return "code changed"

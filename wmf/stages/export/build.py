@@ -1,0 +1,28 @@
+"""The export stage's build: the analyst tables (`tables.export`) and the model's loss curve."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from wmf.layout import Export, Train
+from wmf.stages import BuildContext
+from wmf.stages.export.tables import export
+
+
+def build(ctx: BuildContext) -> dict[str, Any]:
+    train_dir = ctx.sources["train"]
+    summary = export(
+        ctx.sources["index"],
+        train_dir,
+        ctx.out,
+        ctx.config,
+        progress=ctx.progress,
+        provenance=ctx.provenance,
+        mapper=ctx.mapper,
+        previous=ctx.sources.get("previous_export"),
+    )
+    if (train_dir / Train.LOSS_CURVE).is_file():
+        shutil.copyfile(train_dir / Train.LOSS_CURVE, ctx.out / Export.LOSS_CURVE)
+        summary.setdefault("files", {})["loss_curve"] = Export.LOSS_CURVE
+    return summary

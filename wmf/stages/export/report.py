@@ -1,0 +1,65 @@
+"""What an export shows: the held-out metrics beside the popularity baseline, and the loss curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wmf.layout import Export
+from wmf.stages import Artifact
+from wmf.store import read_json
+
+COUNTS = ("users_compared", "new_users", "dropped_users", "new_movies", "dropped_movies")
+SHARES = ("share_changed@10", "jaccard@10", "rbo")
+# The recommendations' rows and drift.json's figures, in DATA/history/runs.parquet.
+HISTORY = {"recommendations": "Int64", **dict.fromkeys(COUNTS, "Int64"), **dict.fromkeys(SHARES, "Float64")}
+
+
+def history(manifest: dict[str, Any]) -> dict[str, Any]:
+    drift = manifest["summary"].get("drift", {})
+    rows = manifest["outputs"][Export.RECOMMENDATIONS.removesuffix(".parquet")]["rows"]
+    return {"recommendations": rows, **{name: drift.get(name) for name in (*COUNTS, *SHARES)}}
+
+
+def artifacts(manifest: dict[str, Any], _state: str) -> list[Artifact]:
+    path = _directory(manifest) / Export.METRICS
+    if not path.is_file():
+        return []
+    evaluation = read_json(path)
+    return [
+        Artifact(
+            "wmf-metrics",
+            f"Held-out validation metrics on {evaluation.get('n_users_evaluated', 0):,} users, model vs "
+            "popularity baseline. Evaluated model: "
+            + evaluation.get("evaluated_model", "the published model"),
+            table=metrics_rows(evaluation),
+        )
+    ]
+
+
+def figures(manifest: dict[str, Any]) -> dict[str, Path]:
+    curve = _directory(manifest) / Export.LOSS_CURVE
+    return {"Training loss": curve} if curve.is_file() else {}
+
+
+def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric: the model and its standard error beside the popularity baseline."""
+    model, popular, stderr = (metrics.get(part, {}) for part in ("model", "popularity", "stderr"))
+    return [
+        {
+            "metric": name,
+            "model": round(model[name], 5),
+            "stderr": round(stderr[name], 5) if name in stderr else None,
+            "popularity": round(popular.get(name, 0.0), 5),
+        }
+        for name in sorted(model, key=_metric_order)
+    ]
+
+
+def _metric_order(name: str) -> tuple[str, int]:
+    kind, _, k = name.partition("@")
+    return kind, int(k) if k.isdigit() else 0
+
+
+def _directory(manifest: dict[str, Any]) -> Path:
+    return Path(manifest["outputs"][Export.RECOMMENDATIONS.removesuffix(".parquet")]["path"]).parent

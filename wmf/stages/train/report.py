@@ -1,0 +1,30 @@
+"""What a train shows: whether it started warm (from which model) or cold, and the held-out
+metrics it adds to a night's history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+METRICS = ("recall@20", "ndcg@100")
+HISTORY = {
+    "warm_start": "Boolean",
+    "warm_start_from": "String",
+    **dict.fromkeys(METRICS, "Float64"),
+    "popularity_recall@20": "Float64",
+}
+
+
+def details(manifest: dict[str, Any], _published: Path) -> dict[str, Any]:
+    source = manifest["summary"].get("warm_start_from")
+    return {"start": "cold" if source is None else "warm", "warm_start_from": source}
+
+
+def history(manifest: dict[str, Any]) -> dict[str, Any]:
+    summary = manifest["summary"]
+    return {
+        "warm_start": summary.get("warm_start_from") is not None,
+        "warm_start_from": summary.get("warm_start_from"),
+        **{metric: summary.get("metrics", {}).get(metric) for metric in METRICS},
+        "popularity_recall@20": summary.get("popularity", {}).get("recall@20"),
+    }
