@@ -52,6 +52,16 @@ def cholesky_rows(
         X[r0:r1] = torch.cholesky_solve(b[:, :, None], torch.linalg.cholesky(A))[:, :, 0]
 
 
+def _system(
+    objective: Objective, U: torch.Tensor, V: torch.Tensor, side: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One side's normal equations: (the other side's Gramian, the penalties, the factors
+    solved for, the other side's factors)."""
+    if side == "users":
+        return V.T @ V, objective.lam_users, U, V
+    return U.T @ U, objective.lam_movies, V, U
+
+
 def als_half_step(
     ops: SparseOps,
     objective: Objective,
@@ -62,10 +72,7 @@ def als_half_step(
     cg_steps: int,
 ) -> None:
     """Minimize the objective over one side's factors (`side` = "users" or "movies")."""
-    if side == "users":
-        G, lam, X, Y = V.T @ V, objective.lam_users, U, V
-    else:
-        G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
+    G, lam, X, Y = _system(objective, U, V, side)
     if solve == "cg":
         ops.solve_cg(side, U, V, G, lam, cg_steps)
     else:
@@ -83,10 +90,7 @@ def fold_in_rows(
     """
     if len(rows) == 0:
         return
-    if side == "users":
-        G, lam, X, Y = V.T @ V, objective.lam_users, U, V
-    else:
-        G, lam, X, Y = U.T @ U, objective.lam_movies, V, U
+    G, lam, X, Y = _system(objective, U, V, side)
     sub_crow, sub_col, sub_conf = ops.sub_csr(side, rows)
     solved = torch.zeros(len(rows), X.shape[1], dtype=X.dtype, device=X.device)
     rows = rows.to(X.device)
