@@ -20,6 +20,11 @@ def details(manifest: dict[str, Any], _published: Path) -> dict[str, Any]:
     return {"start": "cold" if source is None else "warm", "warm_start_from": source}
 
 
+def lines(details: dict[str, Any]) -> list[str]:
+    source = details["warm_start_from"]
+    return [f"started warm, from the model {source}" if source else "started cold"]
+
+
 def history(manifest: dict[str, Any]) -> dict[str, Any]:
     summary = manifest["summary"]
     return {
