@@ -62,13 +62,14 @@ def _run(
                 return client.gather(client.map(function, jobs, pure=False))
 
         outcome = runner.run(plan, force, report=report, mapper=mapper, parallel=max(workers, 1))
-    if outcome.note:
-        logger.warning(outcome.note)
     manifest = outcome.manifest
-    for warning in manifest["summary"].get("warnings", []) if outcome.state == "Completed" else []:
-        logger.warning("%s: %s", plan.stage, warning)
-    for name, table in manifest["outputs"].items():
-        logger.info("%s: %s rows in %s", name, f"{table['rows']:,}", table["path"])
+    if outcome.state == "Completed":
+        if outcome.note:
+            logger.warning(outcome.note)
+        for warning in manifest["summary"].get("warnings", []):
+            logger.warning("%s: %s", plan.stage, warning)
+        for name, table in manifest["outputs"].items():
+            logger.info("%s: %s rows in %s", name, f"{table['rows']:,}", table["path"])
     return Completed(name=outcome.state, data=manifest, message=f"{plan.stage} {outcome.state}")
 
 

@@ -20,6 +20,7 @@ from wmf.pipeline import codehash, runner
 from wmf.pipeline import plan as planning
 from wmf.pipeline.outputs import DamagedOutputError
 from wmf.pipeline.registry import PIPELINE, STAGES
+from wmf.pipeline.status import status
 
 FAST = {"train": {"factors": 4, "iterations": 2, "refit_iterations": 1}, "export": {"top_k": 5}}
 
@@ -151,7 +152,7 @@ def test_a_damaged_output_is_rebuilt_not_taken_from_the_cache(tiny_raw: Path, tm
     _damage(ratings, keep_stat=False)
     again = night(data, tiny_raw)
     assert states(again) == {"ingest": "Completed", "index": "Cached", "train": "Cached", "export": "Cached"}
-    assert Ingest.RATINGS in again["ingest"].note and "changed since written" in again["ingest"].note
+    assert Ingest.RATINGS in again["ingest"].note and "had changed since written" in again["ingest"].note
     assert digest(ratings) == first["ingest"].manifest["files"][Ingest.RATINGS]["sha256"]
 
 
@@ -183,6 +184,8 @@ def test_an_output_of_an_older_wmf_is_not_read(tiny_raw: Path, tmp_path: Path) -
     path.write_text(json.dumps({k: v for k, v in manifest.items() if k not in ("format", "files")}))
     with pytest.raises(wmf.errors.MissingInputError, match="written by an older wmf"):
         planning.plan("train", data, PipelineConfig.from_dict(FAST))
+    report = status(data, tiny_raw, PipelineConfig.from_dict(FAST))
+    assert report["index"]["published"] is False and "older wmf" in report["index"]["reason"]
     again = night(data, tiny_raw)
     assert states(again)["index"] == "Completed" and states(again)["train"] == "Cached"
     assert again["index"].manifest["key"] == first["index"].manifest["key"]

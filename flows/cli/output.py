@@ -33,7 +33,7 @@ def print_status(report: dict[str, Any], as_json: bool) -> None:
     marks = {True: "current", False: "STALE", None: "unknown"}
     for stage, entry in report.items():
         if not entry["published"]:
-            print(f"{stage:<7} not published")
+            print(f"{stage:<7} not published" + (f"  ({entry['reason']})" if "reason" in entry else ""))
             continue
         line = f"{stage:<7} {marks[entry['current']]:<8} {entry['created_at']}  key {entry['key']}"
         print(line + (f"  ({entry['reason']})" if "reason" in entry else ""))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wmf import store
-from wmf.config import PipelineConfig
+from wmf.config import PipelineConfig, sections
 from wmf.errors import MissingInputError
 from wmf.fingerprints import FingerprintCache
 from wmf.layout import FINGERPRINTS, LATEST
@@ -65,8 +65,8 @@ class StagePlan:
         spec = self.spec
         if not spec.sections:
             return spec.config(**self.config), {}
-        sections = {name: _section_class(name)(**self.config[name]) for name in spec.sections}
-        return spec.config(**self.config[spec.name]), sections
+        typed = {name: sections()[name](**self.config[name]) for name in spec.sections}
+        return spec.config(**self.config[spec.name]), typed
 
 
 def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None) -> StagePlan:
@@ -155,7 +155,3 @@ def _followed(
     if source is None or not follow.usable(config, root / key, source):
         return None
     return key, source
-
-
-def _section_class(name: str) -> type:
-    return next(f.default_factory for f in dataclasses.fields(PipelineConfig) if f.name == name)

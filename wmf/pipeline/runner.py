@@ -53,7 +53,7 @@ def run(
         bad = _damaged(plan.output, manifest, plan.root)
         if not bad:
             return Outcome("Cached", manifest)
-        note = f"rebuilding {plan.stage}: {', '.join(bad)} in {plan.output} changed since written"
+        note = f"rebuilt {plan.stage}: {', '.join(bad)} in {plan.output} had changed since written"
     return Outcome("Completed", execute(plan, progress, report, mapper, parallel), note)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from wmf import store
 from wmf.config import PipelineConfig
 from wmf.errors import WmfError
 from wmf.pipeline import outputs
@@ -24,9 +25,12 @@ def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = 
     report: dict[str, Any] = {}
     upstream_stale = False
     for spec in PIPELINE:
-        found = outputs.published(Path(data) / spec.directory)
+        root = Path(data) / spec.directory
+        found = outputs.published(root)
         if found is None:
             report[spec.name] = {"published": False, "current": False}
+            if store.latest(root) is not None:
+                report[spec.name]["reason"] = "written by an older wmf: the next `wmf run` rebuilds it"
             upstream_stale = True
             continue
         directory, manifest = found
