@@ -154,3 +154,18 @@ def test_config_round_trips_through_the_command_line() -> None:
     config = config_from(args)
     assert config.train.factors == 16 and config.export.top_k == 5
     assert PipelineConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/tables.md"])
+def test_the_documented_tables_are_the_schemas_in_code(document: str) -> None:
+    from wmf.stages.export import schema
+
+    text = (ROOT / document).read_text()
+    assert schema.with_tables(text) == text, f"run: python -m wmf.stages.export.schema --write {document}"
+
+
+def test_the_readme_stays_short_and_runs_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci in readme  # the test command, verbatim

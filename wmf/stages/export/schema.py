@@ -2,7 +2,8 @@
 
 The export writes each table with exactly the Arrow schema built here, and
 `docs/tables.md` and the README's table section are generated from the same objects
-(`python -m wmf.stages.export.schema`), so the documentation cannot drift from the files.
+(`python -m wmf.stages.export.schema --write README.md docs/tables.md`; a test checks
+them), so the documentation cannot drift from the files.
 Tables are zstd Parquet with page checksums, readable and checkable by any Parquet reader
 (pyarrow, DuckDB, Spark) without wmf's manifests.
 """
@@ -19,6 +20,11 @@ import pyarrow.parquet as pq
 from wmf.layout import Export
 
 COMPRESSION = "zstd"
+BEGIN = (
+    "<!-- tables: generated from wmf/stages/export/schema.py by "
+    "`python -m wmf.stages.export.schema --write README.md docs/tables.md`; do not edit -->"
+)
+END = "<!-- tables: end -->"
 
 
 @dataclass(frozen=True)
@@ -152,11 +158,27 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_tables(text: str) -> str:
+    """`text` with what stands between its BEGIN and END markers replaced by `markdown()`."""
+    head, begin, rest = text.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not (begin and end):
+        raise ValueError(f"no {BEGIN!r} ... {END!r} block to replace")
+    return f"{head}{BEGIN}\n{markdown()}{END}{tail}"
+
+
 def _type_name(t: pa.DataType) -> str:
+    """The type as numpy and polars users call it (pyarrow says float for float32)."""
     if pa.types.is_fixed_size_list(t):
-        return f"fixed_size_list<{t.value_type}>[d]"
-    return "string" if t == pa.string() else str(t)
+        return f"fixed_size_list<{_type_name(t.value_type)}>[d]"
+    return {"float": "float32", "double": "float64"}.get(str(t), str(t))
 
 
 if __name__ == "__main__":
-    print(markdown(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        for name in sys.argv[2:]:
+            Path(name).write_text(with_tables(Path(name).read_text()))
+    else:
+        print(markdown(), end="")
