@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from helpers_cli import wmf
+from helpers_plots import drawn
 
 from wmf import store
 from wmf.config import CompareConfig, TrainConfig
@@ -29,7 +30,9 @@ def test_every_optimizer_lowers_the_exact_loss(tiny_index: Path, tmp_path: Path)
     assert (
         first.filter(pl.col("optimizer") != "adam-sigmoid")["loss"].n_unique() > 1
     )  # each moved its own way
-    assert (tmp_path / "compare.png").stat().st_size > 0
+    size, colours = drawn(tmp_path / "compare.png")
+    assert size == (1210, 462)  # 11 x 4.2 inches at 110 dpi
+    assert colours >= {f"C{i}" for i in range(len(OPTIMIZERS))}  # a curve per optimizer
     assert [row["optimizer"] for row in summary["final"]] == list(OPTIMIZERS)
 
 

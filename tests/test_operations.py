@@ -4,6 +4,7 @@ retries, and `wmf status`. Faults are injected in-process by monkeypatching a st
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import polars as pl
 import pytest
 from helpers_cli import wmf
+from helpers_plots import drawn
 from polars.testing import assert_frame_equal
 
 from flows.cli import main
@@ -34,13 +36,6 @@ ITERATIONS = 4
 FAST = ["--iterations", str(ITERATIONS), "--factors", "8", "--top-k", "10", "--similar-k", "5"]
 # States when training and export rerun on top of cached ingest and index.
 TRAIN_AND_EXPORT_RERUN = {"ingest": "Cached", "index": "Cached", "train": "Completed", "export": "Completed"}
-# The function each stage's core calls, and the position of its output directory.
-CORES = {
-    "ingest": ("wmf.stages.ingest.build", "ingest", 1),
-    "index": ("wmf.stages.index.build", "build_index", 1),
-    "train": ("wmf.stages.train.build", "train", 1),
-    "export": ("wmf.stages.export.build", "export", 2),
-}
 
 
 def run(raw: Path, data: Path, *extra: str) -> tuple[int, dict, str]:
@@ -64,20 +59,19 @@ def assert_nothing_half_built(data: Path) -> None:
 
 
 def inject(monkeypatch: pytest.MonkeyPatch, stage: str, fault: BaseException, times: int = 1) -> list[int]:
-    """Make the stage's core write a partial file and raise `fault` on its first `times` calls."""
-    module_name, attr, out_pos = CORES[stage]
-    module = sys.modules.get(module_name) or __import__(module_name, fromlist=[attr])
-    real = getattr(module, attr)
+    """Make the stage's build write a partial file and raise `fault` on its first `times` calls."""
+    module = importlib.import_module(STAGES[stage].build)
+    real = module.build
     calls: list[int] = []
 
-    def faulty(*args: Any, **kwargs: Any) -> Any:
+    def faulty(ctx: Any) -> Any:
         calls.append(1)
         if len(calls) <= times:
-            (Path(args[out_pos]) / "partial.parquet").write_bytes(b"PAR1 half a table")
+            (ctx.out / "partial.parquet").write_bytes(b"PAR1 half a table")
             raise fault
-        return real(*args, **kwargs)
+        return real(ctx)
 
-    monkeypatch.setattr(module, attr, faulty)
+    monkeypatch.setattr(module, "build", faulty)
     return calls
 
 
@@ -328,7 +322,8 @@ def test_run_publishes_summary_metrics_progress_and_loss_curve(tiny_raw: Path, b
     assert code == 0, err
     export = summary["stages"]["export"]
     curve = Path(export["directory"]) / Export.LOSS_CURVE
-    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    size, colours = drawn(curve)
+    assert size == (700, 350) and colours >= {"C0", "C1"}  # the training split's loss, then the refit's
 
     markdown = Artifact.get("wmf-run-summary")
     assert markdown is not None and markdown.type == "markdown"

@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import polars as pl
 import pytest
+from helpers_plots import drawn
 from helpers_train import random_interactions
 
 from wmf import configfile
@@ -124,7 +125,8 @@ def test_search_publishes_best_options_trials_and_plot(tiny_index, tmp_path):
         else (SEARCH.regularization_min, SEARCH.regularization_max)
     )
     assert low <= options["regularization"] <= high
-    assert (out / Tune.PLOT).read_bytes()[:4] == b"\x89PNG"
+    size, colours = drawn(out / Tune.PLOT)
+    assert size == (1200, 340) and "C0" in colours  # the trials, and the metric against each option
     assert summary["tables"]["trials"]["rows"] == 3
 
 
