@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.params import PipelineOptions, RunOptions, explicit
-from flows.pipeline import locked, run_stages
+from flows.params import PipelineOptions, RunOptions
+from flows.pipeline import search
 from wmf.pipeline.summary import RunSummary
 
 
@@ -24,6 +24,4 @@ def compare(
     A study whose index, options and code are unchanged comes back Cached, unless `force`.
     `raw` is unused (the study reads the published index); `parallel`: Dask workers.
     """
-    forced = ["compare"] if force else None
-    with locked(data, wait):
-        return run_stages(data, raw, explicit(config), explicit(run), ["compare"], forced, parallel)
+    return search("compare", data, raw, config, run, force, wait, parallel)

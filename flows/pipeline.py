@@ -23,14 +23,13 @@ from prefect.logging import get_run_logger
 from flows import report
 from flows.params import PipelineOptions, RunOptions, explicit
 from tasks.stages import stage_task
-from wmf import configfile
+from wmf import configfile, store
 from wmf.config import PipelineConfig, RunConfig
-from wmf.errors import WmfError
+from wmf.errors import DamagedOutputError, WmfError
 from wmf.layout import LATEST
 from wmf.pipeline import history, runner
-from wmf.pipeline.outputs import DamagedOutputError
 from wmf.pipeline.plan import StagePlan, plan
-from wmf.pipeline.registry import PIPELINE_NAMES
+from wmf.pipeline.registry import PIPELINE_NAMES, STAGES, upstream
 from wmf.pipeline.summary import RunSummary, StageResult
 from wmf.store import exclusive
 
@@ -82,10 +81,30 @@ def pipeline(
         options = merged
     with locked(data, wait):
         names = list(only or PIPELINE_NAMES)
-        summary = run_stages(data, raw, options, orchestration, names, force, 2 if parallel else 0)
+        summary = run_stages(data, raw, options, orchestration, names, force, 1 if parallel else 0)
         runs = history.record(Path(data), history.row(summary, "Completed"))
         report.publish_history(runs, history.trend_path(Path(data)))
         return summary
+
+
+def search(
+    name: str,
+    data: str,
+    raw: str | None,
+    config: PipelineOptions | None,
+    run: RunOptions | None,
+    force: bool,
+    wait: bool,
+    parallel: int,
+) -> RunSummary:
+    """A search's flow (`flows/tune.py`, `flows/compare.py`): the pipeline stages it reads run
+    first when it says so (Cached when unchanged), then the search, again with `force`.
+    `parallel`: Dask workers (0: none), its jobs at once."""
+    stage = STAGES[name]
+    first = [s.name for s in upstream(stage)] if stage.runs_upstream else []
+    with locked(data, wait):
+        forced = [name] if force else None
+        return run_stages(data, raw, explicit(config), explicit(run), [*first, name], forced, parallel)
 
 
 @contextlib.contextmanager
@@ -109,67 +128,106 @@ def run_stages(
     """Plan, run and publish `names` in order; `workers`: the Dask cluster's, 0 without one.
 
     A stage that finds an output it reads damaged (changed on disk since it was checked as
-    Cached) has that output rebuilt, when its stage ran earlier in this run, then runs again.
+    Cached) runs again once the damage is dealt with: an upstream output built earlier in this
+    run is rebuilt; its own earlier output (a warm start) is left out.
     """
     logger = get_run_logger()
-    cfg, run_cfg = PipelineConfig.from_dict(options), RunConfig(**orchestration)
+    run_cfg = RunConfig(**orchestration)
+    stage = _StageRunner(data, raw, PipelineConfig.from_dict(options), run_cfg, workers)
     summary = RunSummary(data, raw)
     progress_id = create_progress_artifact(0.0, key=report.PROGRESS_KEY, description="wmf stages done")
-    plans: dict[str, StagePlan] = {}
-    manifests: dict[str, dict[str, Any]] = {}
     for done, name in enumerate(names):
         share = {"id": progress_id, "start": 100 * done / len(names), "end": 100 * (done + 1) / len(names)}
         started = time.perf_counter()
-        forced = name in (force or ())
-        for attempt in (1, 2):
-            try:
-                plans[name] = plan(name, Path(data), cfg, None if raw is None else Path(raw))
-            except WmfError as exc:
-                fail(name, exc, summary, 0.0)
-            task = stage_task(name, run_cfg.retries, run_cfg.retry_delay_seconds)
-            state = task_state(task, plans[name], forced, share, workers)
-            exc = None if not state.is_failed() else state.result(raise_on_failure=False)
-            if isinstance(exc, DamagedOutputError) and exc.stage in manifests and attempt == 1:
-                logger.warning("%s", exc)
-                damaged = stage_task(exc.stage, run_cfg.retries, run_cfg.retry_delay_seconds)
-                rebuilt = task_state(damaged, plans[exc.stage], True, None, workers)
-                if rebuilt.is_failed():
-                    fail(exc.stage, rebuilt.result(raise_on_failure=False), summary, 0.0)
-                summary.stages[exc.stage].state = "Completed"
-                continue
-            break
+        state, exc = stage.run(name, name in (force or ()), share, summary)
         seconds = round(time.perf_counter() - started, 3)
         if exc is not None:
             fail(name, exc, summary, seconds)
         try:
-            manifest = runner.publish(plans[name], keep=run_cfg.keep_stage_outputs)
+            manifest = runner.publish(stage.plans[name], keep=run_cfg.keep_stage_outputs)
         except WmfError as exc:  # e.g. an ingest that shrank too much: nothing is published
             fail(name, exc, summary, seconds)
-        manifests[name] = manifest
+        stage.manifests[name] = manifest
         details = report.stage_report(name, "details")
-        published = plans[name].root / LATEST
+        published = stage.plans[name].root / LATEST
         summary.stages[name] = StageResult.from_manifest(
             state.name,
             seconds,
             manifest,
-            str(plans[name].output),
+            str(stage.plans[name].output),
             details(manifest, published) if details else {},
         )
         report.publish_stage(name, manifest, state.name)
-        logger.info("%s %s in %.1f s (%s)", name, state.name, seconds, plans[name].output)
+        logger.info("%s %s in %.1f s (%s)", name, state.name, seconds, stage.plans[name].output)
         if lines := report.stage_report(name, "lines"):
             for line in lines(summary.stages[name].details):
                 logger.info("%s: %s", name, line)
         update_progress_artifact(progress_id, share["end"])
-    report.publish_summary(summary, manifests)
+    report.publish_summary(summary, stage.manifests)
     return summary
 
 
-def task_state(task: Any, stage_plan: StagePlan, forced: bool, share: Any, workers: int) -> Any:
-    """Run a stage task and wait for its final state."""
-    future = task.submit(stage_plan, forced, share, workers)
-    future.wait()
-    return future.state
+class _StageRunner:
+    """Plans and runs one stage at a time as a Prefect task, remembering what this run built."""
+
+    def __init__(self, data: str, raw: str | None, config: PipelineConfig, run: RunConfig, workers: int):
+        self.data, self.raw, self.config, self.run_config, self.workers = data, raw, config, run, workers
+        self.plans: dict[str, StagePlan] = {}
+        self.manifests: dict[str, dict[str, Any]] = {}
+
+    def run(
+        self, name: str, forced: bool, share: dict[str, Any], summary: RunSummary
+    ) -> tuple[Any, BaseException | None]:
+        """(the stage task's final state, its error or None), damage dealt with once."""
+        state = self.attempt(name, forced, share, summary)
+        exc = _error(state)
+        if isinstance(exc, DamagedOutputError):
+            get_run_logger().warning("%s", exc)
+            built = self.plans.get(exc.stage)
+            if exc.stage == name:  # its own earlier output: plan again, reading every byte of it
+                state = self.attempt(name, forced, share, summary, distrust=True)
+            elif built is not None and exc.directory == str(built.output) and exc.stage in self.manifests:
+                started = time.perf_counter()
+                rebuilt = self.task(built, True, None)
+                if _error(rebuilt) is not None:
+                    fail(exc.stage, _error(rebuilt), summary, 0.0)
+                self.manifests[exc.stage] = store.read_manifest(built.output)
+                result = summary.stages[exc.stage]
+                result.state, result.seconds = "Completed", result.seconds + time.perf_counter() - started
+                state = self.attempt(name, forced, share, summary)
+            exc = _error(state)
+        return state, exc
+
+    def attempt(
+        self, name: str, forced: bool, share: dict[str, Any], summary: RunSummary, distrust: bool = False
+    ) -> Any:
+        try:
+            raw = None if self.raw is None else Path(self.raw)
+            self.plans[name] = plan(name, Path(self.data), self.config, raw, distrust=distrust)
+        except WmfError as exc:
+            fail(name, exc, summary, 0.0)
+        for note in self.plans[name].notes:
+            get_run_logger().warning("%s", note)
+        return self.task(self.plans[name], forced, share)
+
+    def task(self, stage_plan: StagePlan, forced: bool, share: dict[str, Any] | None) -> Any:
+        """Run a stage task to its final state. A stage with jobs of its own (a search's trials)
+        runs in the flow's thread and submits them: on Dask, it must not hold a worker while its
+        jobs wait for one."""
+        task = stage_task(stage_plan.stage, self.run_config.retries, self.run_config.retry_delay_seconds)
+        if stage_plan.spec.units is not None:
+            return task(stage_plan, forced, share, self.workers, return_state=True)
+        future = task.submit(stage_plan, forced, share, self.workers)
+        future.wait()
+        return future.state
+
+
+def _error(state: Any) -> BaseException | None:
+    """The error a task ended with (failed, crashed or cancelled), or None when it completed."""
+    if state.is_completed():
+        return None
+    exc = state.result(raise_on_failure=False)
+    return exc if isinstance(exc, BaseException) else RuntimeError(state.message or state.name)
 
 
 def fail(stage: str, exc: BaseException, summary: RunSummary, seconds: float) -> NoReturn:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.params import PipelineOptions, RunOptions, explicit
-from flows.pipeline import locked, run_stages
-from wmf.pipeline.registry import STAGES, upstream
+from flows.params import PipelineOptions, RunOptions
+from flows.pipeline import search
 from wmf.pipeline.summary import RunSummary
 
 
@@ -26,8 +25,4 @@ def tune(
     inputs, options and code are unchanged is Cached too, unless `force`.
     `parallel`: trials at once on the flow's Dask task runner (0: one after another).
     """
-    names = [stage.name for stage in upstream(STAGES["tune"])] + ["tune"]
-    with locked(data, wait):
-        return run_stages(
-            data, raw, explicit(config), explicit(run), names, ["tune"] if force else None, parallel
-        )
+    return search("tune", data, raw, config, run, force, wait, parallel)

@@ -37,8 +37,8 @@ def _run(
 ) -> State[dict[str, Any]]:
     """Run the stage; `progress` ({"id", "start", "end"}, in percent) moves along with the build.
 
-    `workers`: the flow runs on a Dask cluster of that many workers (prefect-dask), over which
-    the build spreads its parts.
+    `workers`: the flow runs on a Dask cluster of that many workers (prefect-dask, 0 without),
+    over which the build spreads its parts.
     """
     logger = get_run_logger()
 
@@ -61,7 +61,9 @@ def _run(
             def mapper(function: Any, jobs: list[Any]) -> list[Any]:
                 return client.gather(client.map(function, jobs, pure=False))
 
-        outcome = runner.run(plan, force, report=report, mapper=mapper, parallel=max(workers, 1))
+        outcome = runner.run(
+            plan, force, report=report, mapper=mapper, parallel=max(workers, 1), distributed=workers > 0
+        )
     manifest = outcome.manifest
     if outcome.state == "Completed":
         if outcome.note:

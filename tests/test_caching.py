@@ -10,30 +10,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 import wmf
 from wmf.config import PipelineConfig
+from wmf.errors import DamagedOutputError
 from wmf.fingerprints import digest
 from wmf.layout import Ingest
 from wmf.pipeline import codehash, runner
 from wmf.pipeline import plan as planning
-from wmf.pipeline.outputs import DamagedOutputError
 from wmf.pipeline.registry import PIPELINE, STAGES
 from wmf.pipeline.status import status
 
 FAST = {"train": {"factors": 4, "iterations": 2, "refit_iterations": 1}, "export": {"top_k": 5}}
 
 
-def night(data: Path, raw: Path, forced: tuple[str, ...] = ()) -> dict[str, runner.Outcome]:
+def run_night(data: Path, raw: Path, options: dict[str, Any]) -> dict[str, runner.Outcome]:
     """One night without Prefect: every pipeline stage planned, run (or Cached) and published."""
-    config = PipelineConfig.from_dict(FAST)
+    config = PipelineConfig.from_dict(options)
     outcomes = {}
     for stage in PIPELINE:
         plan = planning.plan(stage.name, data, config, raw)
-        outcomes[stage.name] = runner.run(plan, force=stage.name in forced, progress=False)
+        outcomes[stage.name] = runner.run(plan, progress=False)
         runner.publish(plan, keep=2)
     return outcomes
+
+
+def night(data: Path, raw: Path) -> dict[str, runner.Outcome]:
+    return run_night(data, raw, FAST)
 
 
 def states(outcomes: dict[str, runner.Outcome]) -> dict[str, str]:
@@ -131,7 +136,7 @@ def test_a_code_change_that_keeps_an_output_keeps_every_later_stage_cached(
         assert again[stage].manifest["key"] == first[stage].manifest["key"]
 
 
-def _damage(path: Path, keep_stat: bool) -> None:
+def _damage(path: Path, keep_stat: bool, pattern: int = 0x5A) -> None:
     """XOR 16 bytes at four places of a file (as a failing disk might); optionally with its size,
     modification time and inode as they were."""
     st = path.stat()
@@ -140,7 +145,7 @@ def _damage(path: Path, keep_stat: bool) -> None:
             f.seek(at)
             chunk = f.read(16)
             f.seek(at)
-            f.write(bytes(b ^ 0x5A for b in chunk))
+            f.write(bytes(b ^ pattern for b in chunk))
     if keep_stat:
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -189,3 +194,59 @@ def test_an_output_of_an_older_wmf_is_not_read(tiny_raw: Path, tmp_path: Path) -
     again = night(data, tiny_raw)
     assert states(again)["index"] == "Completed" and states(again)["train"] == "Cached"
     assert again["index"].manifest["key"] == first["index"].manifest["key"]
+
+
+def test_a_damaged_warm_start_is_left_out_not_fatal(tiny_raw: Path, tmp_path: Path) -> None:
+    """An earlier night's model cannot be rebuilt: tonight trains cold, and says why."""
+    data = tmp_path / "data"
+    first = run_night(data, tiny_raw, {**FAST, "index": {"until": "2005-06-30"}})
+    model = data / "train" / first["train"].manifest["key"] / "model.safetensors"
+    config = PipelineConfig.from_dict({**FAST, "index": {"until": "2005-09-30"}})
+    for stage in ("ingest", "index"):  # the next night's index
+        plan = planning.plan(stage, data, config, tiny_raw)
+        runner.run(plan, progress=False)
+        runner.publish(plan, keep=2)
+    assert planning.plan("train", data, config).sources["warm_start"] == first["train"].manifest["key"]
+    _damage(model, keep_stat=True)
+    trusted = planning.plan("train", data, config)  # its date is as it was: trusted while planning
+    with pytest.raises(DamagedOutputError) as caught:
+        runner.run(trusted, progress=False)  # but read in full before the build uses it
+    assert caught.value.stage == "train" and caught.value.damaged == ["model.safetensors"]
+    cold = planning.plan("train", data, config, distrust=True)
+    assert cold.inputs["warm_start"] is None and "model.safetensors" in cold.notes[0]
+    assert runner.run(cold, progress=False).manifest["summary"]["warm_start_from"] is None
+    _damage(model, keep_stat=False, pattern=0x33)  # changed again, its date too: noticed while planning
+    assert planning.plan("train", data, config).inputs["warm_start"] is None
+
+
+def test_the_export_reads_what_customers_rated_tonight_though_the_model_is_cached(
+    tiny_raw: Path, tmp_path: Path
+) -> None:
+    """A rating below --min-rating changes only which movies a customer has seen: the model is
+    Cached, and the export, which reads the published index, no longer recommends that movie."""
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    shutil.copytree(tiny_raw, raw)
+    options = {**FAST, "index": {"min_rating": 3}}
+    run_night(data, raw, options)
+    recs = pl.read_parquet(data / "exports" / "latest" / "recommendations.parquet")
+    user, movie = recs.filter(pl.col("rank") == 1).row(0)[0], recs.filter(pl.col("rank") == 1).row(0)[2]
+    (raw / "combined_data_5.txt").write_text(f"{movie}:\n{user},1,2005-12-31\n")
+    assert states(run_night(data, raw, options)) == {
+        "ingest": "Completed",
+        "index": "Completed",
+        "train": "Cached",
+        "export": "Completed",
+    }
+    recs = pl.read_parquet(data / "exports" / "latest" / "recommendations.parquet")
+    assert recs.filter((pl.col("user_id") == user) & (pl.col("movie_id") == movie)).is_empty()
+
+
+def test_an_export_never_pairs_a_model_with_another_index(tiny_raw: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    night(data, tiny_raw)
+    config = PipelineConfig.from_dict({**FAST, "index": {"min_user_ratings": 30}})  # other users
+    plan = planning.plan("index", data, config)
+    runner.run(plan, progress=False)
+    runner.publish(plan, keep=2)
+    with pytest.raises(wmf.errors.MissingInputError, match="run `wmf train` \\(or `wmf run`\\) first"):
+        planning.plan("export", data, config)

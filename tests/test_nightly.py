@@ -283,3 +283,30 @@ def test_a_night_with_a_delta_file_parses_only_that_file(
 
 def first_rows(plan: planning.StagePlan) -> int:
     return store.read_manifest(plan.output)["outputs"]["ratings"]["rows"]
+
+
+def test_after_an_ingest_upgrade_a_delta_night_parses_every_file(
+    tiny_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows parsed by older code are never taken: the fixed parser must see every file."""
+    import shutil
+
+    import wmf.stages.ingest.parse
+
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    shutil.copytree(tiny_raw, raw)
+    first = planning.plan("ingest", data, PipelineConfig(), raw)
+    runner.execute(first, progress=False)
+    runner.publish(first, keep=5)
+    (raw / "combined_data_5.txt").write_text("1:\n2649999,4,2005-12-31\n")
+    released = planning.code_hash
+    monkeypatch.setattr(planning, "code_hash", lambda build: released(build) + "+")
+    parsed: list[str] = []
+    parse = wmf.stages.ingest.parse.read_lines_table
+    monkeypatch.setattr(
+        wmf.stages.ingest.parse,
+        "read_lines_table",
+        lambda paths, *a: parsed.extend(p.name for p in paths) or parse(paths, *a),
+    )
+    runner.execute(planning.plan("ingest", data, PipelineConfig(), raw), progress=False)
+    assert {f"combined_data_{i}.txt" for i in range(1, 6)} <= set(parsed)

@@ -208,6 +208,26 @@ def test_a_damaged_published_table_is_named_and_rebuilt(
     assert code == 0 and not any(entry["damaged"] for entry in report.values())
 
 
+def test_a_damaged_warm_start_is_left_out_by_the_next_night(
+    tiny_raw: Path, tmp_path: Path, prefect_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    code, first, err = run(tiny_raw, data, "--until", "2005-06-30")
+    assert code == 0, err
+    model = Path(first["stages"]["train"]["directory"]) / "model.safetensors"
+    st = model.stat()
+    with model.open("r+b") as f:  # bytes flipped past the header, the file's date kept
+        f.seek(st.st_size // 2)
+        chunk = f.read(16)
+        f.seek(st.st_size // 2)
+        f.write(bytes(b ^ 0x5A for b in chunk))
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    code, second, err = run(tiny_raw, data, "--until", "2005-09-30")
+    assert code == 0, err
+    assert second["stages"]["train"]["state"] == "Completed" and second["stages"]["train"]["start"] == "cold"
+    assert "model.safetensors" in caplog.text and "goes without its warm_start" in caplog.text
+
+
 def test_second_run_on_the_same_data_exits_or_waits(tiny_raw: Path, built) -> None:
     data, _ = built
     with store.exclusive(data):

@@ -49,6 +49,11 @@ def test_tune_publishes_artifacts_is_cached_and_its_options_train(
     code, again, err = tune(tiny_raw, data)
     assert code == 0, err
     assert set(states(again).values()) == {"Cached"}
+    code, forced, err = tune(tiny_raw, data, "--force")  # searches again, from a new study
+    assert code == 0, err
+    assert states(forced) == {"ingest": "Cached", "index": "Cached", "tune": "Completed"}
+    searched = pl.read_parquet(forced["stages"]["tune"]["outputs"]["trials"]["path"])
+    assert searched.height == 3 and searched["seconds"].to_list() != trials["seconds"].to_list()
 
     code, run, err = wmf(
         "run", "--raw", str(tiny_raw), "--data", str(data), "--config", str(best_toml), "--top-k", "5"
@@ -83,3 +88,11 @@ def test_trials_run_in_parallel_on_dask(tiny_raw: Path, tmp_path: Path, prefect_
     assert code == 0, err
     trials = pl.read_parquet(summary["stages"]["tune"]["outputs"]["trials"]["path"])
     assert trials.height == 3 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    # two workers, two trials at a time: the first two trials' task runs overlap in time
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="trial-")))
+    spans = sorted((r.start_time, r.end_time) for r in runs if r.start_time and r.end_time)[-3:]
+    assert len(spans) == 3 and spans[1][0] < spans[0][1]

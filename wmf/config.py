@@ -225,4 +225,6 @@ class RunConfig:
 
     retries: int = opt(2, "retries of a stage after a transient error (OSError, timeout)")
     retry_delay_seconds: float = opt(2.0, "first retry delay; doubles with each retry")
-    keep_stage_outputs: int = opt(2, "outputs kept per stage, the published one included (and its sources)")
+    keep_stage_outputs: int = opt(
+        2, "outputs kept per stage, the published one included (and the one it continued from)"
+    )

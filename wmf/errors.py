@@ -30,3 +30,18 @@ class MissingInputError(WmfError):
 
 class ShrinkError(WmfError):
     """A new ingest holds many fewer ratings than the published one (a truncated download?)."""
+
+
+class DamagedOutputError(WmfError):
+    """Files of a published output no longer match the fingerprints of its manifest."""
+
+    def __init__(self, stage: str, directory: Path, damaged: list[str]) -> None:
+        self.stage, self.directory, self.damaged = stage, str(directory), damaged
+        names = ", ".join(str(Path(directory) / name) for name in damaged)
+        super().__init__(
+            f"{names}: not the bytes the {stage} stage wrote (changed on disk since: a damaged disk, "
+            f"an edit, a partial copy?); `wmf run` rebuilds the {stage} stage, or delete {directory}"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, Path, list[str]]]:
+        return (type(self), (self.stage, Path(self.directory), self.damaged))

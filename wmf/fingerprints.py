@@ -59,7 +59,7 @@ class FingerprintCache:
     def __init__(self, path: Path, rehash: bool = False) -> None:
         self.path = Path(path)
         self.rehash = rehash
-        self.hashed: list[Path] = []  # the files read in this process, for tests and logs
+        self.hashed: list[Path] = []  # the files hashed or recorded in this process: what `save` keeps
         try:
             self.entries: dict[str, dict[str, Any]] = read_json(self.path)
         except (OSError, ValueError):

@@ -13,25 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from wmf import store
-from wmf.errors import WmfError
 from wmf.fingerprints import FingerprintCache, digest_all
 
-FORMAT = 2  # 1: before every file had a fingerprint (wmf 0.1.0 until December 2026)
-
-
-class DamagedOutputError(WmfError):
-    """Files of a published output no longer match the fingerprints of its manifest."""
-
-    def __init__(self, stage: str, directory: Path, damaged: list[str]) -> None:
-        self.stage, self.directory, self.damaged = stage, str(directory), damaged
-        names = ", ".join(str(Path(directory) / name) for name in damaged)
-        super().__init__(
-            f"{names}: not the bytes the {stage} stage wrote (changed on disk since: a damaged disk, "
-            f"an edit, a partial copy?); `wmf run` rebuilds the {stage} stage, or delete {directory}"
-        )
-
-    def __reduce__(self) -> tuple[type, tuple[str, Path, list[str]]]:
-        return (type(self), (self.stage, Path(self.directory), self.damaged))
+FORMAT = 2  # 1: wmf 0.1.0, before every file had a fingerprint
 
 
 def read(directory: Path | None) -> dict[str, Any] | None:
@@ -49,10 +33,13 @@ def published(root: Path) -> tuple[Path, dict[str, Any]] | None:
     return None if directory is None or manifest is None else (directory, manifest)
 
 
-def fingerprints(manifest: dict[str, Any], names: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """The SHA-256 of each named file the output holds (an optional file it lacks is left out)."""
+def fingerprints(
+    manifest: dict[str, Any], names: tuple[str, ...] | list[str] | None = None
+) -> dict[str, str]:
+    """The SHA-256 of each named file the output holds (an optional file it lacks is left out);
+    of every file without `names`."""
     files = manifest["files"]
-    return {name: files[name]["sha256"] for name in names if name in files}
+    return {name: files[name]["sha256"] for name in (files if names is None else names) if name in files}
 
 
 def damaged(directory: Path, expected: dict[str, str], cache: FingerprintCache | None = None) -> list[str]:

@@ -39,6 +39,7 @@ class StagePlan:
     inputs: dict[str, Any]  # what the key hashes: per source (or "raw"), {file: fingerprint}
     sources: dict[str, str]  # per source, the key of the output read
     raw: str | None = None
+    notes: tuple[str, ...] = ()  # what planning chose to do without (a damaged warm start), to log
 
     @property
     def spec(self) -> Stage:
@@ -69,8 +70,14 @@ class StagePlan:
         return spec.config(**self.config[spec.name]), typed
 
 
-def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None) -> StagePlan:
-    """The stage's key and what it reads, from its code, parameters and input fingerprints."""
+def plan(
+    stage: str, data: Path, config: PipelineConfig, raw: Path | None = None, distrust: bool = False
+) -> StagePlan:
+    """The stage's key and what it reads, from its code, parameters and input fingerprints.
+
+    `distrust`: read every byte of the earlier output the stage would follow before choosing it
+    (else a file unchanged since it was last hashed is trusted).
+    """
     spec, data = STAGES[stage], Path(data)
     own = getattr(config, stage)
     params = dataclasses.asdict(own)
@@ -80,15 +87,20 @@ def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None
         keyed = {**params, stage: keyed}
     inputs: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    read_by: dict[str, dict[str, Any]] = {}  # the manifests of the outputs read
+    notes: list[str] = []
     if spec.raw is not None:
         inputs["raw"] = _raw_fingerprints(spec, data, raw, own)
     for read in spec.reads:
-        via = None if read.via is None else (read.via, sources[read.via])
-        key, manifest = _upstream(spec, data, read.stage, via)
-        inputs[read.stage] = outputs.fingerprints(manifest, read.files)
+        key, read_by[read.stage] = _upstream(spec, data, read.stage)
+        inputs[read.stage] = outputs.fingerprints(read_by[read.stage], read.files)
         sources[read.stage] = key
+        if read.agrees_with is not None:
+            _check_agreement(
+                spec, read.stage, inputs[read.stage], read.agrees_with, read_by[read.agrees_with]
+            )
     if spec.follows is not None and spec.follows.wanted(own):
-        found = _followed(spec, spec.follows, data, inputs, own)
+        found = _followed(spec, spec.follows, data, inputs, own, distrust, notes)
         inputs[spec.follows.role] = (
             None if found is None else outputs.fingerprints(found[1], spec.follows.files)
         )
@@ -97,7 +109,15 @@ def plan(stage: str, data: Path, config: PipelineConfig, raw: Path | None = None
     hashed = code_hash(spec.build)
     key = store.fingerprint_json({"stage": stage, "code": hashed, "config": keyed, "inputs": inputs})[:16]
     return StagePlan(
-        stage, str(data), key, hashed, params, inputs, sources, None if raw is None else str(raw)
+        stage,
+        str(data),
+        key,
+        hashed,
+        params,
+        inputs,
+        sources,
+        None if raw is None else str(raw),
+        tuple(notes),
     )
 
 
@@ -111,47 +131,67 @@ def _raw_fingerprints(spec: Stage, data: Path, raw: Path | None, config: Any) ->
     return fingerprints
 
 
-def _upstream(spec: Stage, data: Path, stage: str, via: tuple[str, str] | None) -> tuple[str, dict[str, Any]]:
-    """The key and manifest of the `stage` output that `spec` reads: the published one, or, with
-    `via` (a stage, a key), the one that output was built from."""
+def _upstream(spec: Stage, data: Path, stage: str) -> tuple[str, dict[str, Any]]:
+    """The key and manifest of the published `stage` output that `spec` reads."""
     root = data / STAGES[stage].directory
-    if via is None:
-        found = outputs.published(root)
-        if found is None:
-            why = "was written by an older wmf" if store.latest(root) is not None else "does not exist"
-            raise MissingInputError(
-                f"the {spec.name} stage reads the published output of stage '{stage}', and {root / LATEST} "
-                f"{why}: run `wmf {stage}` (or `wmf run`) first"
-            )
-        return found[0].name, found[1]
-    via_stage, via_key = via
-    key = outputs.read(data / STAGES[via_stage].directory / via_key)["sources"][stage]
-    manifest = outputs.read(root / key)
-    if manifest is None:
+    found = outputs.published(root)
+    if found is None:
+        why = "was written by an older wmf" if store.latest(root) is not None else "does not exist"
         raise MissingInputError(
-            f"the {spec.name} stage reads {root / key}, the {stage} output that its {via_stage} "
-            f"output was built from, and it is gone: run `wmf run --from {stage}`"
+            f"the {spec.name} stage reads the published output of stage '{stage}', and {root / LATEST} "
+            f"{why}: run `wmf {stage}` (or `wmf run`) first"
         )
-    return key, manifest
+    return found[0].name, found[1]
+
+
+def _check_agreement(
+    spec: Stage, stage: str, read: dict[str, str], other: str, other_manifest: dict[str, Any]
+) -> None:
+    """The files `spec` reads of `stage` are those the `other` output it reads was built from,
+    wherever that output read them too (an export's users and movies, its model's)."""
+    built_from = other_manifest["inputs"].get(stage, {})
+    differ = sorted(name for name, fp in read.items() if name in built_from and built_from[name] != fp)
+    if differ:
+        raise MissingInputError(
+            f"the {spec.name} stage reads {', '.join(differ)} of the published {stage} output, and the "
+            f"published {other} output was built from other ones: run `wmf {other}` (or `wmf run`) first"
+        )
 
 
 def _followed(
-    spec: Stage, follow: Follow, data: Path, inputs: dict[str, Any], config: Any
+    spec: Stage,
+    follow: Follow,
+    data: Path,
+    inputs: dict[str, Any],
+    config: Any,
+    distrust: bool,
+    notes: list[str],
 ) -> tuple[str, dict[str, Any]] | None:
     """The key and manifest of the stage's own earlier output that tonight's continues from.
 
     The published one, unless it was built on tonight's very inputs (a rerun, or other options
     on the same night): then the one it followed in turn, so an unchanged rerun keeps its key.
-    None when there is none, or it cannot serve (`follow.usable`).
+    None when there is none, it cannot serve (`follow.usable`), or its files are damaged: an
+    earlier night cannot be rebuilt, so tonight goes without it (and says so in `notes`).
     """
     root = data / spec.directory
     found = outputs.published(root)
     if found is None:
         return None
     latest, manifest = found
-    same_night = all(manifest["inputs"].get(r.stage) == inputs[r.stage] for r in spec.reads)
+    same_night = all(manifest["inputs"].get(name) == value for name, value in inputs.items())
     key = manifest["sources"].get(follow.role) if same_night else latest.name
     source = None if key is None else outputs.read(root / key)
     if source is None or not follow.usable(config, root / key, source):
+        return None
+    cache = None if distrust else FingerprintCache(root / FINGERPRINTS)
+    damaged = outputs.damaged(root / key, outputs.fingerprints(source, follow.files), cache)
+    if cache is not None:
+        cache.save()
+    if damaged:
+        notes.append(
+            f"{', '.join(damaged)} of {root / key} changed since written: the {spec.name} stage goes "
+            f"without its {follow.role}"
+        )
         return None
     return key, source

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from wmf import __version__, resources, store
+from wmf.errors import DamagedOutputError
 from wmf.fingerprints import FingerprintCache, digest_all
 from wmf.layout import CONFIG, FINGERPRINTS, MANIFEST
 from wmf.pipeline import outputs
-from wmf.pipeline.outputs import DamagedOutputError
 from wmf.pipeline.plan import StagePlan
 from wmf.pipeline.registry import STAGES
 from wmf.stages import BuildContext, Mapper
@@ -45,16 +45,20 @@ def run(
     report: Report | None = None,
     mapper: Mapper = map,
     parallel: int = 1,
+    distributed: bool = False,
 ) -> Outcome:
-    """Take the stage's output from the cache, or build it (always, with `force`)."""
+    """Take the stage's output from the cache, or build it (always, with `force`: a search
+    then starts its study afresh)."""
     note = None
+    if force and plan.spec.resume and plan.spec.keep_resume:
+        store.remove_tree(plan.root / plan.spec.resume / plan.key)
     manifest = None if force else outputs.read(plan.output)
     if manifest is not None:
         bad = _damaged(plan.output, manifest, plan.root)
         if not bad:
             return Outcome("Cached", manifest)
         note = f"rebuilt {plan.stage}: {', '.join(bad)} in {plan.output} had changed since written"
-    return Outcome("Completed", execute(plan, progress, report, mapper, parallel), note)
+    return Outcome("Completed", execute(plan, progress, report, mapper, parallel, distributed), note)
 
 
 def execute(
@@ -63,11 +67,13 @@ def execute(
     report: Report | None = None,
     mapper: Mapper = map,
     parallel: int = 1,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Build the stage output in a temporary directory and rename it into place; its manifest.
 
     `report` gets the share of the build done and log lines; `mapper` runs independent jobs
-    (a Dask client's map, or one Prefect task per trial), `parallel` of them at a time.
+    (a Dask client's map, or one Prefect task per trial), `parallel` of them at a time, on a
+    cluster when `distributed`.
     """
     spec = plan.spec
     report = report or (lambda _done, _line: None)
@@ -99,6 +105,7 @@ def execute(
                 report=report,
                 mapper=mapper,
                 parallel=parallel,
+                distributed=distributed,
                 verify=lambda directory, names: verify(
                     plan.stage, directory, outputs.fingerprints(outputs.read(directory), names)
                 ),
@@ -154,7 +161,7 @@ def verify(stage: str, directory: Path, expected: dict[str, str]) -> None:
 
 def _damaged(directory: Path, manifest: dict[str, Any], root: Path) -> list[str]:
     """The files of an output that no longer match its manifest, trusting unchanged files."""
-    expected = {name: entry["sha256"] for name, entry in manifest["files"].items()}
+    expected = outputs.fingerprints(manifest)
     known = FingerprintCache(root / FINGERPRINTS)
     bad = outputs.damaged(directory, expected, known)
     known.save()
@@ -171,11 +178,12 @@ def publish(plan: StagePlan, keep: int) -> dict[str, Any]:
     spec = plan.spec
     manifest = store.read_manifest(plan.output)
     config, _ = plan.typed()
-    if spec.check is not None:
-        before = outputs.published(plan.root)
-        spec.check(manifest, None if before is None else before[1], config)
+    if spec.check is not None:  # against the published output, whichever wmf wrote it
+        before = store.latest(plan.root)
+        spec.check(manifest, None if before is None else store.read_manifest(before), config)
     own = manifest["sources"].get(spec.follows.role) if spec.follows else None
-    store.publish(plan.root, plan.key, spec.keep(config) or keep, protect=[own] if own else [])
+    kept = spec.keep(config)
+    store.publish(plan.root, plan.key, keep if kept is None else kept, protect=[own] if own else [])
     return manifest
 
 

@@ -44,8 +44,7 @@ def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = 
             "outputs": manifest["outputs"],
         }
         if verify:
-            expected = {name: f["sha256"] for name, f in manifest["files"].items()}
-            entry["damaged"] = outputs.damaged(directory, expected)
+            entry["damaged"] = outputs.damaged(directory, outputs.fingerprints(manifest))
         if spec.raw is not None and raw is None:
             entry["current"], entry["reason"] = None, "pass --raw RAW to compare with the raw files"
         elif upstream_stale:

@@ -24,17 +24,17 @@ Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
 @dataclass(frozen=True)
 class Read:
-    """Files of another stage's output that a build reads; their fingerprints are in its key.
+    """Files of another stage's published output that a build reads; their fingerprints are in
+    its key. A listed file the output lacks (an optional table) is not read.
 
-    The output is the upstream's published one, or, with `via`, the one that the output
-    of the read named `via` was built from (an export reads the index its model was
-    trained on, not a newer one). A listed file the output lacks (an optional table) is
-    not read.
+    `agrees_with`: another read whose output read these files too; they must be the same ones
+    (an export reads the published index's users and movies, which must be those its model was
+    trained on).
     """
 
     stage: str
     files: tuple[str, ...]
-    via: str | None = None
+    agrees_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Stage:
     sections: tuple[str, ...] = ()  # other config sections among its parameters
     unkeyed: tuple[str, ...] = ()  # parameters that change nothing in its output
     resume: str | None = None  # hidden folder of per-key work kept across kills
-    keep_resume: bool = False  # keep that work once published (a search's study)
+    keep_resume: bool = False  # keep that work once built (a search's study), but on `--force`
     check: Callable[[dict[str, Any], dict[str, Any] | None, Any], None] | None = None  # before publishing
     keep: Callable[[Any], int | None] = lambda _config: None  # outputs kept (None: the run's option)
     units: str | None = None  # its independent jobs, worth a Prefect task each ("trial")
@@ -107,6 +107,7 @@ class BuildContext:
     report: Callable[[float, str | None], None] = lambda _done, _line: None  # share done, a log line
     mapper: Mapper = map
     parallel: int = 1  # jobs at once through `mapper`
+    distributed: bool = False  # `mapper` runs them on a cluster (Dask)
     verify: Callable[[Path, tuple[str, ...]], None] = lambda _directory, _files: None  # another output
 
 

@@ -16,7 +16,7 @@ STAGE = Stage(
     help="recommendations, embeddings and similar movies as Parquet tables for analysts",
     reads=(
         Read("train", (Train.MODEL, Train.METRICS, Train.LOSS_CURVE, CONFIG)),
-        Read("index", (Index.USERS, Index.MOVIES, Index.SEEN), via="train"),
+        Read("index", (Index.USERS, Index.MOVIES, Index.SEEN), agrees_with="train"),
     ),
     follows=Follow(
         "previous_export", (Export.RECOMMENDATIONS, Export.USER_EMBEDDINGS, Export.MOVIE_EMBEDDINGS)

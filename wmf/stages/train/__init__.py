@@ -16,10 +16,13 @@ def _can_warm_start(config: TrainConfig, directory: Path, manifest: dict[str, An
     """A model with the same factors, saved with its ids (an older version's was not)."""
     if manifest["config"]["factors"] != config.factors:
         return False
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(directory / Train.MODEL, framework="numpy") as f:
-        return "user_ids" in f.keys()  # noqa: SIM118 - not a dict
+    try:
+        with safe_open(directory / Train.MODEL, framework="numpy") as f:
+            return "user_ids" in f.keys()  # noqa: SIM118 - not a dict
+    except (OSError, SafetensorError):  # gone or unreadable: no start
+        return False
 
 
 STAGE = Stage(
