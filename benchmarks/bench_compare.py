@@ -30,6 +30,7 @@ from common import BENCH_DIR, adopt, bench_raw, report  # noqa: E402
 
 from wmf.config import PipelineConfig  # noqa: E402
 from wmf.data.generate import generate  # noqa: E402
+from wmf.layout import LATEST, Compare  # noqa: E402
 from wmf.pipeline import plan as planning  # noqa: E402
 from wmf.pipeline import runner  # noqa: E402
 
@@ -83,7 +84,7 @@ def main() -> None:
     subprocess.run([*cmd, *SETTINGS[args.setting]["args"], *args.extra], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
     minutes = (time.perf_counter() - started) / 60
-    table = pl.read_parquet(data / "compare" / "latest" / "comparison.parquet")
+    table = pl.read_parquet(data / Compare.DIRECTORY / LATEST / Compare.COMPARISON)
     final = table.group_by("optimizer", maintain_order=True).agg(
         pl.col("learning_rate").first(),
         pl.col("iteration").last(),
@@ -108,7 +109,9 @@ def main() -> None:
             f"{r['seconds']:.1f}",
         )
         print("| " + " | ".join(map(str, cells)) + " |")
-    report(f"compare {args.setting}", minutes=minutes, plot=str(data / "compare" / "latest" / "compare.png"))
+    report(
+        f"compare {args.setting}", minutes=minutes, plot=str(data / Compare.DIRECTORY / LATEST / Compare.PLOT)
+    )
 
 
 if __name__ == "__main__":

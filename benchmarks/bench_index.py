@@ -79,7 +79,7 @@ def ingest_scale(out: Path, scale: float) -> None:
         from wmf.config import IngestConfig
         from wmf.stages.ingest.parse import ingest
     except ImportError as e:
-        sys.exit(f"--scale needs benchmarks/common.py and wmf/ingest.py ({e}); use --synthetic N")
+        sys.exit(f"--scale needs benchmarks/common.py and wmf/stages/ingest/ ({e}); use --synthetic N")
     ingest(bench_raw(scale), out, IngestConfig(), progress=False)
 
 

@@ -8,13 +8,12 @@ ran the flow.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from wmf.pipeline.registry import STAGES
+from wmf.pipeline import registry
 from wmf.pipeline.summary import RunSummary
 from wmf.stages import Artifact, embedded_png
 
@@ -26,8 +25,7 @@ NIGHTS_SHOWN = 7
 
 def stage_report(stage: str, hook: str) -> Any | None:
     """A stage's report function `hook` (artifacts, details, lines, figures), or None."""
-    module = STAGES[stage].report
-    return None if module is None else getattr(importlib.import_module(module), hook, None)
+    return getattr(registry.report(stage), hook, None)
 
 
 def summary_markdown(summary: RunSummary, figures: dict[str, Path]) -> str:

@@ -8,7 +8,6 @@ file is replaced in one rename, so a reader never sees half a row.
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,14 @@ import polars as pl
 
 from wmf import store
 from wmf.layout import History
-from wmf.pipeline.registry import PIPELINE
+from wmf.pipeline.registry import PIPELINE, report
 from wmf.pipeline.summary import RunSummary
-
-METRICS = ("recall@20", "ndcg@100")
-DRIFT = ("rbo", "jaccard@10", "share_changed@10")
 
 
 def _reports() -> dict[str, Any]:
-    """Each pipeline stage's report module: its history columns (`HISTORY`, `history(manifest)`)."""
-    return {s.name: importlib.import_module(s.report) for s in PIPELINE if s.report is not None}
+    """Each pipeline stage's report module: its history columns (`HISTORY`, `history(manifest)`)
+    and what its trend plot shows (`TREND`)."""
+    return {s.name: module for s in PIPELINE if (module := report(s.name)) is not None}
 
 
 SCHEMA: dict[str, pl.DataType] = {
@@ -90,16 +87,17 @@ def trend(runs: pl.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    panels = [module.TREND for module in _reports().values() if hasattr(module, "TREND")]
     fig = Figure(figsize=(8, 5), layout="constrained")
-    quality, churn = fig.subplots(2, 1, sharex=True)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     number = list(range(1, runs.height + 1))
-    for name in (*METRICS, "popularity_recall@20"):
-        quality.plot(number, runs[name].to_list(), marker="o", markersize=3, label=name)
-    quality.set(ylabel="held-out metric", title="wmf runs: quality and drift over nights")
-    for name in DRIFT:
-        churn.plot(number, runs[name].to_list(), marker="o", markersize=3, label=name)
-    churn.set(xlabel="run", ylabel="against the previous export", ylim=(0, 1.05))
-    for ax in (quality, churn):
+    for ax, (label, columns, limits) in zip(axes, panels, strict=True):
+        for name in columns:
+            ax.plot(number, runs[name].to_list(), marker="o", markersize=3, label=name)
+        ax.set(ylabel=label, ylim=limits)
+    axes[0].set(title="wmf runs: quality and drift over nights")
+    axes[-1].set(xlabel="run")
+    for ax in axes:
         for n, state in zip(number, runs["state"], strict=True):
             if state != "Completed":
                 ax.axvline(n, color="C3", alpha=0.3)

@@ -16,21 +16,12 @@ import numba
 import numpy as np
 
 from wmf.layout import Export
+from wmf.stages.export.report import COUNTS, SHARES
 from wmf.stages.export.schema import read_table
 
 RBO_P = 0.9
 TOP = 10
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-FIELDS = (
-    "users_compared",
-    f"share_changed@{TOP}",
-    f"jaccard@{TOP}",
-    "rbo",
-    "new_users",
-    "dropped_users",
-    "new_movies",
-    "dropped_movies",
-)
 
 
 Lists = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -42,7 +33,7 @@ def drift(previous: Path | None, now: Lists, current: Path) -> dict[str, Any]:
     rows back would cost seconds."""
     result: dict[str, Any] = {
         "previous_run": None if previous is None else previous.name,
-        **dict.fromkeys(FIELDS),
+        **dict.fromkeys((*COUNTS, *SHARES)),
         "scores": {"previous": None, "current": _distribution(now[3])},
     }
     if previous is None:

@@ -9,15 +9,18 @@ from wmf.layout import Export
 from wmf.stages import Artifact
 from wmf.store import read_json
 
+# drift.json's figures: counts, and shares of the customers compared.
 COUNTS = ("users_compared", "new_users", "dropped_users", "new_movies", "dropped_movies")
 SHARES = ("share_changed@10", "jaccard@10", "rbo")
-# The recommendations' rows and drift.json's figures, in DATA/history/runs.parquet.
+# The recommendations' rows and drift.json's figures, in DATA/history/runs.parquet; the shares
+# in its trend plot.
 HISTORY = {"recommendations": "Int64", **dict.fromkeys(COUNTS, "Int64"), **dict.fromkeys(SHARES, "Float64")}
+TREND = ("against the previous export", tuple(reversed(SHARES)), (0.0, 1.05))
 
 
 def history(manifest: dict[str, Any]) -> dict[str, Any]:
     drift = manifest["summary"].get("drift", {})
-    rows = manifest["outputs"][Export.RECOMMENDATIONS.removesuffix(".parquet")]["rows"]
+    rows = manifest["outputs"]["recommendations"]["rows"]
     return {"recommendations": rows, **{name: drift.get(name) for name in (*COUNTS, *SHARES)}}
 
 
@@ -62,4 +65,4 @@ def _metric_order(name: str) -> tuple[str, int]:
 
 
 def _directory(manifest: dict[str, Any]) -> Path:
-    return Path(manifest["outputs"][Export.RECOMMENDATIONS.removesuffix(".parquet")]["path"]).parent
+    return Path(manifest["outputs"]["recommendations"]["path"]).parent

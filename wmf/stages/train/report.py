@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 METRICS = ("recall@20", "ndcg@100")
+# Its columns in DATA/history/runs.parquet, and those of its trend plot (label, columns, limits).
 HISTORY = {
     "warm_start": "Boolean",
     "warm_start_from": "String",
     **dict.fromkeys(METRICS, "Float64"),
     "popularity_recall@20": "Float64",
 }
+TREND = ("held-out metric", (*METRICS, "popularity_recall@20"), None)
 
 
 def details(manifest: dict[str, Any], _published: Path) -> dict[str, Any]:
