@@ -86,6 +86,7 @@ def trend(runs: pl.DataFrame, path: Path) -> None:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     panels = [module.TREND for module in _reports().values() if hasattr(module, "TREND")]
     fig = Figure(figsize=(8, 5), layout="constrained")
@@ -97,6 +98,7 @@ def trend(runs: pl.DataFrame, path: Path) -> None:
         ax.set(ylabel=label, ylim=limits)
     axes[0].set(title="wmf runs: quality and drift over nights")
     axes[-1].set(xlabel="run")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))  # runs are counted, not measured
     for ax in axes:
         for n, state in zip(number, runs["state"], strict=True):
             if state != "Completed":
