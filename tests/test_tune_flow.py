@@ -49,6 +49,9 @@ def test_tune_publishes_artifacts_is_cached_and_its_options_train(
     code, again, err = tune(tiny_raw, data)
     assert code == 0, err
     assert set(states(again).values()) == {"Cached"}
+    code, report, _ = wmf("status", "--data", str(data), "--verify")
+    assert code == 0 and report["tune"]["damaged"] == [] and report["tune"]["current"] is None
+    assert report["tune"]["outputs"]["trials"]["rows"] == 3 and "compare" not in report  # not run
     code, forced, err = tune(tiny_raw, data, "--force")  # searches again, from a new study
     assert code == 0, err
     assert states(forced) == {"ingest": "Cached", "index": "Cached", "tune": "Completed"}

@@ -11,27 +11,30 @@ from wmf.config import PipelineConfig
 from wmf.errors import WmfError
 from wmf.pipeline import outputs
 from wmf.pipeline.plan import StagePlan, plan
-from wmf.pipeline.registry import PIPELINE
+from wmf.pipeline.registry import PIPELINE, SEARCHES
 
 
 def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = False) -> dict[str, Any]:
-    """Each pipeline stage's published output and whether a run with these options would reuse it.
+    """Each pipeline stage's published output (and each search's, once published), and whether
+    a run with these options would reuse it.
 
     A stage is current when its key is the one a run would compute now (from the published
-    outputs it reads). Keys hash the content of what a stage reads, so a stage after one that
-    will run again may still be reused, if the rerun writes the same bytes: its currency is
-    then unknown (None), as ingest's is without --raw.
+    outputs it reads). Keys hash the content of what a stage reads, so a stage that reads one
+    that will run again may still be reused, if the rerun writes the same bytes: its currency
+    is then unknown (None), as ingest's is without --raw.
     """
     report: dict[str, Any] = {}
-    upstream_stale = False
-    for spec in PIPELINE:
+    will_run: set[str] = set()
+    for spec in (*PIPELINE, *SEARCHES):
         root = Path(data) / spec.directory
         found = outputs.published(root)
+        if found is None and spec in SEARCHES:
+            continue  # run on demand: nothing to say until one is published
         if found is None:
             report[spec.name] = {"published": False, "current": False}
             if store.latest(root) is not None:
                 report[spec.name]["reason"] = "written by an older wmf: the next `wmf run` rebuilds it"
-            upstream_stale = True
+            will_run.add(spec.name)
             continue
         directory, manifest = found
         entry: dict[str, Any] = {
@@ -45,13 +48,16 @@ def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = 
         }
         if verify:
             entry["damaged"] = outputs.damaged(directory, outputs.fingerprints(manifest))
-        if spec.raw is not None and raw is None:
-            entry["current"], entry["reason"] = None, "pass --raw RAW to compare with the raw files"
-        elif upstream_stale:
-            entry["current"] = None
-            entry["reason"] = (
-                "an earlier stage will run first; this one is reused if its output stays the same"
+        if spec in SEARCHES:
+            entry["current"], entry["reason"] = (
+                None,
+                f"run on demand, with its own options: `wmf {spec.name}`",
             )
+        elif spec.raw is not None and raw is None:
+            entry["current"], entry["reason"] = None, "pass --raw RAW to compare with the raw files"
+        elif any(read.stage in will_run for read in spec.reads):
+            entry["current"] = None
+            entry["reason"] = UPSTREAM_RUNS
         else:
             try:
                 planned = plan(spec.name, data, config, raw)
@@ -61,9 +67,13 @@ def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = 
                 entry["current"] = planned.key == manifest["key"]
                 if not entry["current"]:
                     entry["reason"] = _why_stale(planned, manifest)
-        upstream_stale = upstream_stale or entry["current"] is False
+        if entry["current"] is False or entry.get("reason") == UPSTREAM_RUNS:
+            will_run.add(spec.name)
         report[spec.name] = entry
     return report
+
+
+UPSTREAM_RUNS = "an earlier stage will run first; this one is reused if its output stays the same"
 
 
 def _why_stale(planned: StagePlan, manifest: dict[str, Any]) -> str:
