@@ -183,14 +183,12 @@ class _StageRunner:
         exc = _error(state)
         if isinstance(exc, DamagedOutputError):
             get_run_logger().warning("%s", exc)
-            built = self.plans.get(exc.stage)
             if exc.stage == name:  # its own earlier output: plan again, reading every byte of it
                 state = self.attempt(name, forced, share, summary, distrust=True)
-            elif built is not None and exc.directory == str(built.output) and exc.stage in self.manifests:
-                started = time.perf_counter()
-                rebuilt = self.task(built, True, None)
-                if _error(rebuilt) is not None:
-                    fail(exc.stage, _error(rebuilt), summary, 0.0)
+            elif exc.stage in self.manifests and exc.directory == str(self.plans[exc.stage].output):
+                built, started = self.plans[exc.stage], time.perf_counter()
+                if (failure := _error(self.task(built, True, None))) is not None:
+                    fail(exc.stage, failure, summary, 0.0)
                 self.manifests[exc.stage] = store.read_manifest(built.output)
                 result = summary.stages[exc.stage]
                 result.state, result.seconds = "Completed", result.seconds + time.perf_counter() - started

@@ -14,6 +14,7 @@ from typing import Any
 
 from wmf import store
 from wmf.fingerprints import FingerprintCache, digest_all
+from wmf.layout import FINGERPRINTS
 
 FORMAT = 2  # 1: wmf 0.1.0, before every file had a fingerprint
 
@@ -42,15 +43,20 @@ def fingerprints(
     return {name: files[name]["sha256"] for name in (files if names is None else names) if name in files}
 
 
-def damaged(directory: Path, expected: dict[str, str], cache: FingerprintCache | None = None) -> list[str]:
-    """The files of `directory` whose SHA-256 is not `expected`'s (missing ones too).
+def damaged(directory: Path, expected: dict[str, str], trust: bool = False) -> list[str]:
+    """The files of an output `directory` whose SHA-256 is not `expected`'s (missing ones too).
 
-    With a `cache`, a file unchanged since it was last hashed (size, modification time and
-    inode) is not read again; without, every byte is read.
+    With `trust`, a file unchanged since it was last hashed (size, modification time and inode,
+    kept in its stage folder's fingerprint record) is not read again; without, every byte is.
     """
     names = list(expected)
     present = [n for n in names if (directory / n).is_file()]
     paths = [directory / n for n in present]
-    got = cache.get_all(paths, label="checking outputs") if cache is not None else digest_all(paths)
+    if trust:
+        known = FingerprintCache(directory.parent / FINGERPRINTS)
+        got = known.get_all(paths, label="checking outputs")
+        known.save()
+    else:
+        got = digest_all(paths)
     found = dict(zip(present, got, strict=True))
     return [n for n in names if found.get(n) != expected[n]]

@@ -184,10 +184,7 @@ def _followed(
     source = None if key is None else outputs.read(root / key)
     if source is None or not follow.usable(config, root / key, source):
         return None
-    cache = None if distrust else FingerprintCache(root / FINGERPRINTS)
-    damaged = outputs.damaged(root / key, outputs.fingerprints(source, follow.files), cache)
-    if cache is not None:
-        cache.save()
+    damaged = outputs.damaged(root / key, outputs.fingerprints(source, follow.files), trust=not distrust)
     if damaged:
         notes.append(
             f"{', '.join(damaged)} of {root / key} changed since written: the {spec.name} stage goes "

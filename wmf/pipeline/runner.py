@@ -54,7 +54,7 @@ def run(
         store.remove_tree(plan.root / plan.spec.resume / plan.key)
     manifest = None if force else outputs.read(plan.output)
     if manifest is not None:
-        bad = _damaged(plan.output, manifest, plan.root)
+        bad = outputs.damaged(plan.output, outputs.fingerprints(manifest), trust=True)
         if not bad:
             return Outcome("Cached", manifest)
         note = f"rebuilt {plan.stage}: {', '.join(bad)} in {plan.output} had changed since written"
@@ -157,15 +157,6 @@ def verify(stage: str, directory: Path, expected: dict[str, str]) -> None:
     bad = outputs.damaged(directory, expected)
     if bad:
         raise DamagedOutputError(stage, directory, bad)
-
-
-def _damaged(directory: Path, manifest: dict[str, Any], root: Path) -> list[str]:
-    """The files of an output that no longer match its manifest, trusting unchanged files."""
-    expected = outputs.fingerprints(manifest)
-    known = FingerprintCache(root / FINGERPRINTS)
-    bad = outputs.damaged(directory, expected, known)
-    known.save()
-    return bad
 
 
 def publish(plan: StagePlan, keep: int) -> dict[str, Any]:
