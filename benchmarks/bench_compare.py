@@ -40,10 +40,10 @@ NOTEBOOK_SHAPE = {"users": 142_475, "movies": 55, "ratings": 300_000}
 SETTINGS = {
     "notebook": {
         "args": ["--optimizers", "adam,adamw,adagrad,sgd,sgd-momentum,adam-sigmoid,als",
-                 "--iterations", "500", "--unobserved-weight", "0.005", "--eval-every", "100"],
+                 "--steps", "500", "--unobserved-weight", "0.005", "--compare-eval-every", "100"],
     },
     "full": {
-        "args": ["--optimizers", "adam,adagrad,sgd,sgd-momentum,als", "--iterations", "100"],
+        "args": ["--optimizers", "adam,adagrad,sgd,sgd-momentum,als", "--steps", "100"],
     },
 }  # fmt: skip
 

@@ -9,14 +9,17 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers_options import another, needs
 
 import wmf
 from flows.cli.parser import build_parser, config_from, parse_args
+from wmf import configfile
 from wmf.config import PipelineConfig, sections
 from wmf.pipeline.registry import PIPELINE, SEARCHES, STAGES
 
@@ -96,6 +99,11 @@ def test_every_stage_is_declared_completely(stage) -> None:
     assert all(order.index(read.stage) < order.index(stage.name) for read in stage.reads)
     fields = {f.name for f in dataclasses.fields(stage.config)}
     assert set(stage.unkeyed) <= fields
+    offered = {f.name for name in stage.option_sections for f in dataclasses.fields(sections()[name])}
+    for section, _role, note in stage.about_sections:  # what its --help says of another section
+        assert section in stage.option_sections
+        named = {flag.removeprefix("--no-").removeprefix("--") for flag in re.findall(r"--[a-z-]+", note)}
+        assert {name.replace("-", "_") for name in named} <= offered, note
     if stage in SEARCHES:
         flow = getattr(importlib.import_module(f"flows.{stage.name}"), stage.name)
         assert flow.name == f"wmf-{stage.name}"
@@ -109,8 +117,9 @@ def _flags(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("command", ["run", *STAGES])
 def test_every_option_of_a_command_sets_its_own_field_and_no_other(command: str, capsys) -> None:
-    """Each config field a command offers has its own flag, in --help, that sets that field
-    alone: a train flag cannot stand in for an export one (`--device`, `--export-device`)."""
+    """Each config field a command offers has its own flag, its name (`--until`), in --help, that
+    sets that field alone: a train flag cannot stand in for an export one (`--device`,
+    `--export-device`)."""
     parser = build_parser()
     flags = _flags(parser, command)
     with pytest.raises(SystemExit):
@@ -120,16 +129,17 @@ def test_every_option_of_a_command_sets_its_own_field_and_no_other(command: str,
     if command in STAGES:
         offered = [sections()[name] for name in STAGES[command].option_sections]
     required = ["--data", "d"] + (["--raw", "r"] if "raw" in flags else [])
-    default = config_from(parser.parse_args([command, *required]))
     for cls in offered:
         section = next(name for name, c in sections().items() if c is cls)
         for f in dataclasses.fields(cls):
             flag = flags[f"{cls.__name__}.{f.name}"]
-            assert flag in shown, flag
+            assert flag == "--" + f.name.replace("_", "-") and flag in shown, flag
+            base = [*required, *needs(f)]
             if isinstance(f.default, bool):  # --flag or --no-flag, whichever is not the default
-                argv = [command, *required, flag if not f.default else "--no-" + flag[2:]]
+                argv = [command, *base, flag if not f.default else "--no-" + flag[2:]]
             else:
-                argv = [command, *required, flag, _another(f)]
+                argv = [command, *base, flag, str(another(f))]
+            default = config_from(parser.parse_args([command, *base]))
             config = config_from(parser.parse_args(argv))
             changed = {
                 (name, g.name)
@@ -140,13 +150,17 @@ def test_every_option_of_a_command_sets_its_own_field_and_no_other(command: str,
             assert changed == {(section, f.name)}, (command, flag, changed)
 
 
-def _another(f: dataclasses.Field) -> str:
-    """A command-line value other than the field's default."""
-    if choices := f.metadata.get("choices"):
-        return next(c for c in choices if c != f.default)
-    if isinstance(f.default, str):
-        return f.default + ",x" if f.default else "2005-01-01"
-    return str(f.default + 1)
+def test_every_option_has_one_name_across_all_sections() -> None:
+    """An option's flag, config-file key and field are one name, so no two sections may share one;
+    configfile refuses (on import) a name given twice."""
+    names = [f.name for cls in configfile.SECTIONS.values() for f in dataclasses.fields(cls)]
+    assert len(names) == len(set(names))
+    assert set(configfile.OWNERS) == set(names)
+    clash = dataclasses.make_dataclass("Clash", [("factors", int, dataclasses.field(default=1))])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(configfile.SECTIONS, "clash", clash)
+        with pytest.raises(TypeError, match=r"'factors' is in \[train\] and \[clash\]"):
+            configfile.owners()
 
 
 def test_config_round_trips_through_the_command_line() -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 from pathlib import Path
 
 import pytest
+from helpers_options import NEEDS, another
 
 from flows.cli import main
-from flows.cli.parser import config_from, parse_args, run_config_from
+from flows.cli.parser import build_parser, config_from, parse_args, run_config_from
 from wmf import configfile, store
 from wmf.config import PipelineConfig, RunConfig, TrainConfig
 from wmf.configfile import ConfigFileError
@@ -130,3 +132,82 @@ def test_the_flow_reads_its_config_file_under_the_explicit_config(
     params = store.read_manifest(data / "index" / "latest")["config"]
     assert (params["holdout"], params["min_rating"]) == ("none", 2)  # the file, then the config over it
     assert summary.stages["index"].outputs["holdout"]["rows"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[export]\ndevice = "cpu"\n', "[export] device is now called export_device"),
+        ("[tune]\npatience = 3\n", "[tune] patience is now called trial_patience"),
+        ("[tune]\nmax_iterations = 3\n", "[tune] max_iterations is now called trial_iterations"),
+        ('[tune]\nfactors = "8,16"\n', "[tune] factors is now called factor_choices"),
+        ("[tune]\nseed = 1\n", "[tune] seed is now called tune_seed"),
+        ("[compare]\niterations = 5\n", "[compare] iterations is now called steps"),
+        ("[compare]\nlearning_rate = 0.1\n", "[compare] learning_rate is now called compare_learning_rate"),
+        ("[compare]\nmomentum = 0.5\n", "[compare] momentum is now called sgd_momentum"),
+        ("[compare]\neval_every = 5\n", "[compare] eval_every is now called compare_eval_every"),
+        ("[compare]\nsweep_iterations = 5\n", "[compare] sweep_iterations is now called sweep_steps"),
+        (
+            '[train]\nexport_device = "cpu"\n',
+            "[train] export_device is an option of [export], not of [train]",
+        ),
+    ],
+)
+def test_an_old_or_misplaced_key_names_its_new_name_or_section(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as error:
+        configfile.load(path)
+    assert str(error.value).startswith(f"{path}: {expected}")
+
+
+def test_every_renamed_key_names_an_option_of_its_section() -> None:
+    for section, renamed in configfile.RENAMED.items():
+        fields = {f.name for f in dataclasses.fields(configfile.SECTIONS[section])}
+        assert set(renamed.values()) <= fields and not set(renamed) & fields, section
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _required(parser: argparse.ArgumentParser) -> list[str]:
+    values = {"--start": "2005-01-01"}
+    return [
+        arg
+        for a in parser._actions
+        if a.required
+        for arg in (a.option_strings[0], values.get(a.option_strings[0], "x"))
+    ]
+
+
+@pytest.mark.parametrize("command", list(_commands()))
+def test_every_option_of_every_command_is_a_key_of_its_section_in_a_file(
+    tmp_path: Path, command: str
+) -> None:
+    """Each option mapping to a config field is accepted in a file under its name (dashes as
+    underscores), in its section, and its value from the file reaches the parsed config."""
+    parser = _commands()[command]
+    fields = {
+        f"{cls.__name__}.{f.name}": (section, f)
+        for section, cls in configfile.SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
+    offered = [a for a in parser._actions if a.dest in fields]
+    if not offered:
+        assert command in ("generate", "demo"), command  # the only commands without config options
+        return
+    for action in offered:
+        section, f = fields[action.dest]
+        assert action.option_strings[0] == "--" + f.name.replace("_", "-")
+        assert configfile.OWNERS[f.name] == section
+        value = another(f)
+        options = {section: {f.name: value}}
+        for name, needed in NEEDS.get(f.name, {}).items():
+            options.setdefault(configfile.OWNERS[name], {})[name] = needed
+        path = write(tmp_path, configfile.dumps(options))
+        args = parse_args([command, *_required(parser), "--config", str(path)])
+        parsed = run_config_from(args) if section == "run" else getattr(config_from(args), section)
+        assert getattr(parsed, f.name) == value, (command, f.name)

@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 
 from wmf import store
 from wmf.config import IndexConfig, IngestConfig, PipelineConfig, RunConfig, TrainConfig
-from wmf.errors import WmfError
+from wmf.errors import ConfigError, WmfError
 from wmf.layout import Export, Train
 from wmf.pipeline import plan as planning
 from wmf.pipeline import runner
@@ -55,7 +55,7 @@ def test_until_leaves_out_later_ratings(tiny_raw: Path, nights: dict[str, Any]) 
         assert nights[name]["index"]["summary"]["n_ratings_in"] == expected
     assert nights["first"]["index"]["summary"]["n_ratings_in"] < ratings.height
     ingest_dir = Path(nights["first"]["ingest"]["outputs"]["ratings"]["path"]).parent
-    with pytest.raises(WmfError, match="until must be a date as YYYY-MM-DD, got '30/06/2005'"):
+    with pytest.raises(ConfigError, match="--until '30/06/2005': expected a date as YYYY-MM-DD"):
         build_index(ingest_dir, nights["data"] / "unused", IndexConfig(until="30/06/2005"), progress=False)
 
 

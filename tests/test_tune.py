@@ -25,7 +25,7 @@ from wmf.stages.tune.search import (
     validation_split,
 )
 
-SEARCH = TuneConfig(trials=3, max_iterations=4, startup_trials=2, validation_users=0)
+SEARCH = TuneConfig(trials=3, trial_iterations=4, startup_trials=2, validation_users=0)
 BASE = TrainConfig(device="cpu")
 
 
@@ -45,7 +45,7 @@ def test_validation_split_partitions_the_training_interactions():
     assert fit.shape == train.shape and len(fit.ratings) == fit.nnz
     again = validation_split(train, SEARCH)[1]
     np.testing.assert_array_equal(again[0], users)
-    other = validation_split(train, dataclasses.replace(SEARCH, seed=1))[1]
+    other = validation_split(train, dataclasses.replace(SEARCH, tune_seed=1))[1]
     assert set(zip(*other, strict=True)) != held
 
 

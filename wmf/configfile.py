@@ -2,8 +2,10 @@
 
 A file holds only the options it changes, so `load` returns them sparse: the
 command line and the pipeline layer them over the defaults (`merge`). It is
-checked against the config dataclasses, so a typo fails at once, naming the
-file and the key, instead of silently training with a default.
+checked against the config dataclasses, so a typo, a renamed option or a value
+that cannot be meant fails at once, naming the file and the key, instead of
+silently training with a default. Every option has one name, unique across the
+sections: its key here, its field, and its flag (`until`, `--until`).
 """
 
 from __future__ import annotations
@@ -17,15 +19,50 @@ from typing import Any
 import tomli_w
 
 from wmf.config import RunConfig, sections
-from wmf.errors import WmfError
+from wmf.errors import ConfigError
+from wmf.values import problem
 
 Config = dict[str, dict[str, Any]]
 
 SECTIONS: dict[str, type] = {**sections(), "run": RunConfig}
 
+# Options renamed so that no two sections share a name, by section: {old key: new key}.
+RENAMED: dict[str, dict[str, str]] = {
+    "export": {"device": "export_device"},
+    "tune": {
+        "max_iterations": "trial_iterations",
+        "patience": "trial_patience",
+        "seed": "tune_seed",
+        "factors": "factor_choices",
+    },
+    "compare": {
+        "iterations": "steps",
+        "learning_rate": "compare_learning_rate",
+        "momentum": "sgd_momentum",
+        "eval_every": "compare_eval_every",
+        "sweep_iterations": "sweep_steps",
+    },
+}
 
-class ConfigFileError(WmfError):
+
+class ConfigFileError(ConfigError):
     """A config file that is unreadable, not TOML, or names an option or value that does not exist."""
+
+
+def owners() -> dict[str, str]:
+    """The section of every option, by name; a name two sections share is a bug, refused here."""
+    owner: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if f.name in owner:
+                raise TypeError(
+                    f"options must have one name each: {f.name!r} is in [{owner[f.name]}] and [{section}]"
+                )
+            owner[f.name] = section
+    return owner
+
+
+OWNERS = owners()
 
 
 def load(path: Path | str) -> Config:
@@ -66,25 +103,19 @@ def _checked(data: dict[str, Any], source: str) -> Config:
         checked[section] = {}
         for key, value in options.items():
             if key not in fields:
-                raise ConfigFileError(f"{source}: [{section}] {_unknown('key', key, fields)}")
-            try:
-                checked[section][key] = _value(fields[key], value)
-            except ValueError as exc:
-                raise ConfigFileError(f"{source}: [{section}] {key} = {value!r}: {exc}") from None
+                raise ConfigFileError(f"{source}: [{section}] {_unknown_key(section, key, fields)}")
+            if (expected := problem(fields[key], value)) is not None:
+                raise ConfigFileError(f"{source}: [{section}] {key} = {value!r}: expected {expected}")
+            checked[section][key] = float(value) if type(fields[key].default) is float else value
     return checked
 
 
-def _value(f: dataclasses.Field[Any], value: Any) -> Any:
-    """The value as the field's type (bool is not taken for int), within its choices."""
-    expected = type(f.default)
-    if expected is float and type(value) is int:
-        value = float(value)
-    if type(value) is not expected:
-        raise ValueError(f"expected {expected.__name__}, got {type(value).__name__}")
-    choices = f.metadata.get("choices")
-    if choices and value not in choices:
-        raise ValueError(f"expected one of {', '.join(choices)}")
-    return value
+def _unknown_key(section: str, key: str, fields: dict[str, Any]) -> str:
+    if new := RENAMED.get(section, {}).get(key):
+        return f"{key} is now called {new} (one name per option, in files and on the command line)"
+    if key in OWNERS:
+        return f"{key} is an option of [{OWNERS[key]}], not of [{section}]"
+    return _unknown("key", key, fields)
 
 
 def _unknown(kind: str, name: str, known: dict[str, Any]) -> str:

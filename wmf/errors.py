@@ -45,3 +45,9 @@ class DamagedOutputError(WmfError):
 
     def __reduce__(self) -> tuple[type, tuple[str, Path, list[str]]]:
         return (type(self), (self.stage, Path(self.directory), self.damaged))
+
+
+class ConfigError(WmfError):
+    """An option's value that cannot be meant (a month 13, a fraction above 1, an unknown metric),
+    refused before anything runs; the message names the option as typed (`--until`), the value
+    and what is expected."""

@@ -2,7 +2,9 @@
 
 Every stage's command and every option come from the stage declarations and the config
 fields, so `--help` always shows every parameter with its default (or a config file's
-value), and a new stage or option needs no change here.
+value), and a new stage or option needs no change here. An option's flag is its field's
+name (`until`, `--until`) in every command, as its key is in a config file: the names are
+unique across the sections (`configfile.OWNERS`). Every value is checked before anything runs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,12 @@ from wmf import configfile
 from wmf.config import PipelineConfig, RunConfig, sections
 from wmf.pipeline.registry import PIPELINE, PIPELINE_NAMES, SEARCHES, upstream
 from wmf.stages import Stage
+from wmf.values import flag
 
 DEMO_SCALE = 0.005
 SECTION_NAMES = " ".join(f"[{name}]" for name in configfile.SECTIONS)
 OVERRIDES = "a flag overrides the file, the file the defaults (`--config FILE --help` shows the result)"
+VERBOSE = "also print Prefect's log and tracebacks on the console (they always go to DATA/logs/)"
 FORMAT = argparse.ArgumentDefaultsHelpFormatter
 
 # The default of a config field's option, given its section: the field's, a config file's,
@@ -31,11 +36,15 @@ Default = Callable[[str, dataclasses.Field[Any]], Any]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse twice: first for `--config`, then with the file's options as the defaults, so a
-    flag overrides the file, the file overrides the fields' defaults, and --help shows the result."""
+    flag overrides the file, the file overrides the fields' defaults, and --help shows the result.
+    Every option's value is checked (a `ConfigError` names the first that cannot be meant)."""
     first = argparse.ArgumentParser(prog="wmf", add_help=False)
     first.add_argument("--config", type=Path)
     path = first.parse_known_args(argv)[0].config
-    return build_parser(configfile.load(path) if path else None).parse_args(argv)
+    args = build_parser(configfile.load(path) if path else None).parse_args(argv)
+    config_from(args)
+    run_config_from(args)
+    return args
 
 
 def build_parser(
@@ -55,6 +64,7 @@ def build_parser(
         "(exact weighted matrix factorization, orchestrated with Prefect 3).",
         formatter_class=FORMAT,
     )
+    parser.add_argument("--version", action="version", version=f"wmf {importlib.metadata.version('wmf')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write synthetic data in the Kaggle layout", formatter_class=FORMAT)
@@ -117,8 +127,17 @@ def build_parser(
     demo.add_argument("--out", type=Path, default=Path("wmf-demo"), help="folder for raw data and outputs")
     demo.add_argument("--scale", type=float, default=DEMO_SCALE)
     demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    demo.add_argument("--verbose", action="store_true", help=VERBOSE)
 
-    status = sub.add_parser("status", help="show each stage's published output", formatter_class=FORMAT)
+    status = sub.add_parser(
+        "status",
+        help="how the last run ended, and each stage's published output",
+        description="Print how the last run ended (Completed, Failed, Interrupted, Crashed: killed "
+        "without a record, or Running) and each stage's published output. Exit code 1 when the last "
+        "run did not complete or (--verify) a published file is damaged, 2 when DATA does not exist: "
+        "a monitoring check can call it.",
+        formatter_class=FORMAT,
+    )
     status.add_argument("--data", type=Path, required=True)
     status.add_argument("--raw", type=Path, help="tell whether outputs are current for this RAW")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -143,15 +162,18 @@ def _stage_command(sub: Any, stage: Stage, default: Default, runs: list[Stage]) 
     if stage in SEARCHES:
         p.add_argument("--force", action="store_true", help="run again even when this output is published")
     _common(p, default)
+    about = {section: (role, note) for section, role, note in stage.about_sections}
     for name in stage.option_sections:
-        _add_dataclass_options(p, sections()[name], f"{name} options", default)
+        role, note = about.get(name, (None, None))
+        title = f"{name} options" + (f" ({role})" if role else "")
+        _add_dataclass_options(p, sections()[name], title, default, note)
 
 
-def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str, default: Default) -> None:
-    """One option per field; a name another section already uses gets the section as prefix
-    (`--device` trains, `--export-device` scores)."""
-    group = parser.add_argument_group(title)
-    taken = {flag for action in parser._actions for flag in action.option_strings}
+def _add_dataclass_options(
+    parser: argparse.ArgumentParser, cls: type, title: str, default: Default, description: str | None = None
+) -> None:
+    """One option per field, its flag the field's name (argparse refuses a flag given twice)."""
+    group = parser.add_argument_group(title, description)
     section = next(name for name, c in configfile.SECTIONS.items() if c is cls)
     for f in dataclasses.fields(cls):
         meta = f.metadata
@@ -162,10 +184,7 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
             kwargs["type"] = type(f.default)
             kwargs["choices"] = meta.get("choices")
             kwargs["metavar"] = None if meta.get("choices") else f.name.split("_")[-1].upper()
-        flag = _flag(f.name)
-        group.add_argument(
-            flag if flag not in taken else _flag(f"{section}_{f.name}"), default=default(section, f), **kwargs
-        )
+        group.add_argument(flag(f.name), default=default(section, f), **kwargs)
 
 
 def _add_stage_options(parser: argparse.ArgumentParser, default: Default) -> None:
@@ -186,10 +205,6 @@ def options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The options of one config dataclass that are in the namespace."""
     values = vars(args)
     return {f.name: values[_dest(cls, f)] for f in dataclasses.fields(cls) if _dest(cls, f) in values}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _dest(cls: type, f: dataclasses.Field[Any]) -> str:
@@ -228,5 +243,6 @@ def _common(p: argparse.ArgumentParser, default: Default) -> None:
     )
     p.add_argument("--dask-address", help="scheduler of an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE)
     _config_option(p, OVERRIDES)
     _add_dataclass_options(p, RunConfig, "orchestration", default)

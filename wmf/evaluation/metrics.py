@@ -16,8 +16,9 @@ import numpy as np
 
 from wmf.data.interactions import Interactions, distinct
 from wmf.evaluation.topk import Array, top_k
+from wmf.values import EVALUATED_KS, RANKING_METRICS
 
-DEFAULT_KS = (10, 20, 50, 100)
+DEFAULT_KS = EVALUATED_KS
 STDERR = "_stderr"
 
 
@@ -95,7 +96,7 @@ def ranking_metrics(
     """
     h_users, h_items = np.asarray(holdout[0]), np.asarray(holdout[1])
     if len(users) == 0:
-        return {f"{name}@{k}": 0.0 for k in ks for name in ("recall", "ndcg", "map", "precision", "coverage")}
+        return {f"{name}@{k}": 0.0 for k in ks for name in (*RANKING_METRICS, "coverage")}
     order = np.argsort(h_users, kind="stable")
     starts = np.searchsorted(h_users[order], np.append(users, np.iinfo(np.int64).max)).astype(np.int64)
     cutoffs = np.array(sorted(set(ks)), dtype=np.int64)
@@ -112,7 +113,7 @@ def ranking_metrics(
     )
     metrics: dict[str, Any] = {}
     for at, k in enumerate(cutoffs):
-        for col, name in enumerate(("recall", "ndcg", "map", "precision")):
+        for col, name in enumerate(RANKING_METRICS):  # _per_user's columns, in this order
             values = per_user[:, at, col]
             metrics[f"{name}@{k}"] = float(np.mean(values))
             metrics[f"{name}@{k}{STDERR}"] = (

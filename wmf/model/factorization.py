@@ -43,7 +43,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def eval_ks(config: TrainConfig) -> tuple[int, ...]:
-    return tuple(sorted({10, 20, 50, 100, config.eval_k}))
+    return config.evaluated_ks
 
 
 class MatrixFactorization:
@@ -92,12 +92,14 @@ class MatrixFactorization:
         iterations: int | None = None,
         phase: str = "train",
         fold_in: tuple[np.ndarray, np.ndarray] | None = None,
+        label: str | None = None,
     ) -> MatrixFactorization:
         """Run `iterations` (default: the config's) from random factors or from `init` (U, V).
 
         Each history record carries `phase` ("train", or "refit" for a model continued
         on more data), so one history can hold both. `fold_in` (user rows, movie rows):
         rows of `init` that are new, each solved exactly first (movies, users, movies again).
+        `label` names the progress bar (default: `phase`), e.g. the optimizer of a comparison.
         """
         cfg = self.config
         n_iter = cfg.iterations if iterations is None else iterations
@@ -138,7 +140,7 @@ class MatrixFactorization:
         best, bad_evals = _early_stopping_state(self.history, cfg.early_stopping_metric)
         if cfg.early_stopping_metric and bad_evals >= cfg.patience:
             start = n_iter  # a resumed run that had already stopped early
-        bar = tqdm(total=n_iter, initial=start, disable=not progress, desc=phase)
+        bar = tqdm(total=n_iter, initial=start, disable=not progress, desc=label or phase)
         for it in range(start, n_iter):
             with ops.exclusive():
                 t0 = time.perf_counter()

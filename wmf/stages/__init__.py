@@ -83,6 +83,9 @@ class Stage:
     options: tuple[str, ...] = ()  # config sections its command takes, in order (default: its own)
     runs_upstream: bool = False  # its command runs the pipeline stages it reads first
     description: str = ""  # for its command's --help
+    # What its command's --help says of another section's options: (section, what they are to
+    # it, which of them it sets itself), e.g. a search's train options
+    about_sections: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def option_sections(self) -> tuple[str, ...]:

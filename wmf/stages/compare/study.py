@@ -30,20 +30,10 @@ from wmf.errors import WmfError
 from wmf.layout import Compare
 from wmf.model.factorization import MatrixFactorization, resolve_device
 from wmf.model.objective import SIGMOID_BLOCK
+from wmf.stages.compare import FROM_COMPARE, OPTIMIZERS, PER_RUN
+from wmf.values import parse_learning_rates, parse_optimizers
 
-# Each optimizer as train options; the learning rate is its own unless one is given. The
-# loss is a mean over all cells, so a plain gradient step's rate is given per cell: the
-# rate used is that times the number of cells (the sum's curvature does not shrink with it).
-OPTIMIZERS: dict[str, dict[str, Any]] = {
-    "adam": {"solver": "adam", "learning_rate": 0.05},
-    "adamw": {"solver": "adamw", "learning_rate": 0.05},
-    "adagrad": {"solver": "adagrad", "learning_rate": 0.5},
-    "sgd": {"solver": "sgd", "learning_rate": 1e-4, "momentum": 0.0},
-    "sgd-momentum": {"solver": "sgd", "learning_rate": 1e-5},
-    "adam-sigmoid": {"solver": "adam", "learning_rate": 0.05, "sigmoid": True},
-    "als": {"solver": "als"},
-}
-# Learning rates --lr-sweep tries, by solver (sgd's per cell, as above).
+# Learning rates --lr-sweep tries, by solver (sgd's per cell, as in OPTIMIZERS).
 SWEEP_RATES: dict[str, tuple[float, ...]] = {
     "adam": (0.003, 0.01, 0.03, 0.1, 0.3),
     "adamw": (0.003, 0.01, 0.03, 0.1, 0.3),
@@ -53,45 +43,19 @@ SWEEP_RATES: dict[str, tuple[float, ...]] = {
 MAX_CPU_SIGMOID_MINUTES = 10.0
 
 
-def parse_optimizers(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in OPTIMIZERS]
-    if unknown or not names:
-        raise WmfError(
-            f"unknown optimizer {', '.join(unknown) or '(none given)'}: choose from {', '.join(OPTIMIZERS)}"
-        )
-    return names
-
-
-def parse_rates(text: str) -> dict[str, float]:
-    """`adam=0.05,sgd=1e6` -> {"adam": 0.05, "sgd": 1e6}, with a clear error for anything else."""
-    rates = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        if name not in OPTIMIZERS or name == "als":
-            raise WmfError(
-                f"a learning rate for {name!r}: not one of the gradient optimizers "
-                f"({', '.join(n for n in OPTIMIZERS if n != 'als')})"
-            )
-        try:
-            rates[name] = float(value)
-        except ValueError:
-            raise WmfError(f"learning rate {part!r} is not name=number") from None
-    return rates
-
-
 def options(
     name: str, base: TrainConfig, config: CompareConfig, cells: int, rate: float | None = None
 ) -> TrainConfig:
     """The train options of one optimizer's run (`rate`: the swept one; sgd's per cell)."""
-    chosen = dict(OPTIMIZERS[name])
+    chosen = {"sigmoid": False, **OPTIMIZERS[name]}  # only adam-sigmoid predicts sigmoid(f.u)
     if name == "sgd-momentum":
-        chosen["momentum"] = config.momentum
+        chosen["momentum"] = config.sgd_momentum
     if chosen["solver"] != "als":
-        given = parse_rates(config.learning_rates).get(name) or config.learning_rate or None
+        given = parse_learning_rates(config.learning_rates).get(name) or config.compare_learning_rate or None
         own = (rate or chosen["learning_rate"]) * (cells if chosen["solver"] == "sgd" else 1)
         chosen["learning_rate"] = given or own
-    return dataclasses.replace(base, refit=False, eval_every=config.eval_every, **chosen)
+    from_compare = {option: getattr(config, field) for option, field in FROM_COMPARE.items()}
+    return dataclasses.replace(base, **from_compare, **PER_RUN, **chosen)
 
 
 def compare(
@@ -135,9 +99,9 @@ def _curve(
         spent[0] += record["seconds"]
         return (config.seconds > 0 and spent[0] >= config.seconds) or not math.isfinite(record["loss"])
 
-    iterations = 10**9 if config.seconds > 0 else config.iterations
+    iterations = 10**9 if config.seconds > 0 else None  # None: the run's, --steps
     model = MatrixFactorization(run).fit(
-        train, holdout=holdout, progress=progress, callback=budget, iterations=iterations
+        train, holdout=holdout, progress=progress, callback=budget, iterations=iterations, label=name
     )
     rate = None if run.solver == "als" else run.learning_rate
     seconds = np.cumsum([r["seconds"] for r in model.history])
@@ -158,8 +122,8 @@ def _curve(
 def _sweep(
     names: list[str], train: Interactions, base: TrainConfig, config: CompareConfig, progress: bool
 ) -> list[dict]:
-    """Each gradient optimizer at each rate of its grid for `sweep_iterations` steps: final losses."""
-    short = dataclasses.replace(config, iterations=config.sweep_iterations, seconds=0.0, eval_every=0)
+    """Each gradient optimizer at each rate of its grid for `sweep_steps` steps: final losses."""
+    short = dataclasses.replace(config, steps=config.sweep_steps, seconds=0.0, compare_eval_every=0)
     rows = []
     for name in names:
         solver = OPTIMIZERS[name]["solver"]
@@ -202,7 +166,7 @@ def _check_sigmoid(train: Interactions, base: TrainConfig, config: CompareConfig
         s = torch.sigmoid(U @ V.T)
         _ = (s * s * (1 - s)).T @ U, s @ V
     per_step = 2 * (time.perf_counter() - started) * n_movies / block  # the loss pass and the gradient pass
-    steps = config.iterations if config.seconds <= 0 else config.seconds / per_step
+    steps = config.steps if config.seconds <= 0 else config.seconds / per_step
     minutes = per_step * steps / 60
     if minutes > MAX_CPU_SIGMOID_MINUTES:
         raise WmfError(

@@ -119,7 +119,7 @@ def export(
 
 def _scoring(config: ExportConfig) -> dict[str, Any]:
     """Device and batch of the scoring: small cache-sized batches on the CPU, large ones on a GPU."""
-    device = config.device
+    device = config.export_device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return {"device": device, "batch_size": 256 if device == "cpu" else config.batch_users}

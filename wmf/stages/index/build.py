@@ -14,7 +14,6 @@ Full scale, 100 M ratings, in seconds on 2 cores:
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from wmf.stages import BuildContext
 from wmf.stages.index.holdout import holdout_mask
 from wmf.stages.index.rows import read_interactions
 from wmf.stages.index.write import below_min_rating, write_outputs
+from wmf.values import parse_date
 
 
 def build(ctx: BuildContext) -> dict[str, Any]:
@@ -37,7 +37,6 @@ def build(ctx: BuildContext) -> dict[str, Any]:
 def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool = True) -> dict[str, Any]:
     """Build users/movies tables, train.npz, holdout.parquet and seen.npz from an ingest output."""
     ingest_dir, out = Path(ingest_dir), Path(out)
-    _check_config(config)
     ratings_path = ingest_dir / Ingest.RATINGS
     if not ratings_path.is_file():
         raise MissingInputError(f"{ratings_path} not found: run the ingest stage first")
@@ -95,24 +94,7 @@ def build_index(ingest_dir: Path, out: Path, config: IndexConfig, progress: bool
     }
 
 
-def _check_config(config: IndexConfig) -> None:
-    if config.holdout in ("random", "temporal") and not 0.0 < config.holdout_fraction < 1.0:
-        raise WmfError(f"holdout_fraction must be in (0, 1), got {config.holdout_fraction}")
-    if config.holdout not in ("none", "random", "temporal", "probe"):
-        raise WmfError(f"unknown holdout {config.holdout!r}")
-    if config.until:
-        until_date(config.until)
-
-
-def until_date(until: str) -> datetime.date:
-    """The last day `--until` keeps; a clear error for anything but YYYY-MM-DD."""
-    try:
-        return datetime.date.fromisoformat(until)
-    except ValueError:
-        raise WmfError(f"until must be a date as YYYY-MM-DD, got {until!r}") from None
-
-
 def _scan_ratings(path: Path, until: str) -> pl.LazyFrame:
     """The ratings the index sees: those dated up to `until` (all when it is empty)."""
     lf = pl.scan_parquet(path)
-    return lf.filter(pl.col("date") <= until_date(until)) if until else lf
+    return lf.filter(pl.col("date") <= parse_date(until)) if until else lf  # checked by IndexConfig

@@ -6,6 +6,17 @@ from __future__ import annotations
 from wmf.config import TuneConfig
 from wmf.layout import Index, Tune
 from wmf.stages import Read, Stage
+from wmf.values import flags, listing, setting
+
+# The train options the search varies; those a trial takes from a tune option instead; and
+# those every trial sets alike.
+SEARCHED = ("factors", "unobserved_weight", "regularization", "scale_regularization", "alpha")
+FROM_TUNE = {
+    "iterations": "trial_iterations",
+    "patience": "trial_patience",
+    "early_stopping_metric": "metric",
+}
+PER_TRIAL = {"eval_every": 1, "refit": False}
 
 STAGE = Stage(
     name="tune",
@@ -25,4 +36,13 @@ STAGE = Stage(
     units="trial",
     options=("ingest", "index", "train", "tune"),
     runs_upstream=True,
+    about_sections=(
+        (
+            "train",
+            "the base of every trial",
+            f"The search varies {flags(SEARCHED)}; {flags(FROM_TUNE.values())} stand in for "
+            f"{flags(FROM_TUNE)}; every trial runs with "
+            f"{listing(setting(name, value) for name, value in PER_TRIAL.items())}.",
+        ),
+    ),
 )

@@ -34,8 +34,9 @@ from wmf.data.splits import random_holdout
 from wmf.errors import WmfError
 from wmf.layout import Tune
 from wmf.stages import Mapper
+from wmf.stages.tune import FROM_TUNE, PER_TRIAL, SEARCHED
+from wmf.values import parse_factor_choices
 
-SEARCHED = ("factors", "unobserved_weight", "regularization", "scale_regularization", "alpha")
 MAX_AUTO_FOLDS = 5
 _FOLD_SEED_STRIDE = 1_000_003
 _STATES = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED}
@@ -76,7 +77,7 @@ def validation_split(train: Interactions, config: TuneConfig, fold: int = 0) -> 
     """
     users = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(train.indptr))
     # a negative seed: never the index's own split of the same pairs
-    seed = -1 - config.seed - _FOLD_SEED_STRIDE * fold
+    seed = -1 - config.tune_seed - _FOLD_SEED_STRIDE * fold
     keys = users * train.n_movies + train.indices
     eligible = IndexConfig().holdout_min_user_ratings  # the index holdout's default
     held = random_holdout(train.indptr, keys, config.validation_fraction, seed, eligible)
@@ -101,7 +102,7 @@ def n_folds(config: TuneConfig, n_users: int) -> int:
 
 def suggest(trial: optuna.Trial, config: TuneConfig) -> dict[str, Any]:
     """Train options of one trial from the search space (regularization's range depends on scaling)."""
-    factors = _factor_choices(config)
+    factors = parse_factor_choices(config.factor_choices)
     scaled = trial.suggest_categorical("scale_regularization", [False, True])
     if scaled:
         lo, hi, name = (
@@ -129,7 +130,7 @@ def open_study(journal: Path, name: str, config: TuneConfig) -> optuna.Study:
         study_name=name,
         storage=storage,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=config.startup_trials),
+        sampler=optuna.samplers.TPESampler(seed=config.tune_seed, n_startup_trials=config.startup_trials),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials, n_warmup_steps=3),
         load_if_exists=True,
     )
@@ -178,7 +179,7 @@ def _fit_fold(
     from wmf.model.factorization import MatrixFactorization
 
     fit, validation = validation_split(train, tune, fold)
-    validation = sample_users(validation, tune.validation_users, tune.seed + fold)
+    validation = sample_users(validation, tune.validation_users, tune.tune_seed + fold)
 
     def report(_model: MatrixFactorization, record: dict[str, Any]) -> None:
         values.append(record["metrics"][tune.metric])
@@ -201,21 +202,14 @@ def tune(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the search to `config.trials` finished trials; write best.toml, trials.parquet, tune.png."""
-    _check(config)
     journal.parent.mkdir(parents=True, exist_ok=True)
     study = open_study(journal, "wmf-tune", config)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # a killed run's; we hold DATA's lock
     if not study.trials and (start := _starting_point(base, config)):
         study.enqueue_trial(start)  # the search starts from the given options: it can only improve on them
-    fixed = dataclasses.replace(
-        base,
-        iterations=config.max_iterations,
-        eval_every=1,
-        early_stopping_metric=config.metric,
-        patience=config.patience,
-        refit=False,
-    )
+    from_tune = {option: getattr(config, name) for option, name in FROM_TUNE.items()}
+    fixed = dataclasses.replace(base, **from_tune, **PER_TRIAL)
     deadline = time.monotonic() + 60 * config.timeout_minutes if config.timeout_minutes > 0 else None
     bar = tqdm(total=config.trials, initial=_finished(study), disable=not progress, desc="tune", unit="trial")
 
@@ -246,15 +240,11 @@ def tune(
     return _write_outputs(study, base, config, out)
 
 
-def _factor_choices(config: TuneConfig) -> list[int]:
-    return [int(f) for f in config.factors.split(",") if f.strip()]
-
-
 def _starting_point(base: TrainConfig, config: TuneConfig) -> dict[str, Any] | None:
     """The base train options as trial parameters, when they lie in the search space."""
     name = "scaled_regularization" if base.scale_regularization else "regularization"
     inside = (
-        base.factors in _factor_choices(config)
+        base.factors in parse_factor_choices(config.factor_choices)
         and config.unobserved_weight_min <= base.unobserved_weight <= config.unobserved_weight_max
         and getattr(config, f"{name}_min") <= base.regularization <= getattr(config, f"{name}_max")
         and 0.0 <= base.alpha <= config.alpha_max
@@ -272,16 +262,6 @@ def _starting_point(base: TrainConfig, config: TuneConfig) -> dict[str, Any] | N
 
 def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=tuple(_STATES.values())))
-
-
-def _check(config: TuneConfig) -> None:
-    if config.trials < 1:
-        raise WmfError(f"--trials must be at least 1, got {config.trials}")
-    if not 0.0 < config.validation_fraction < 1.0:
-        raise WmfError(f"--validation-fraction must be in (0, 1), got {config.validation_fraction}")
-    kind, _, k = config.metric.partition("@")
-    if kind not in ("recall", "ndcg", "map", "precision") or not k.isdigit():
-        raise WmfError(f"--metric must look like ndcg@100 or recall@20, got {config.metric!r}")
 
 
 def trials_table(study: optuna.Study) -> pl.DataFrame:
