@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,7 +31,7 @@ from wmf.pipeline import history, runner
 from wmf.pipeline.plan import StagePlan, plan
 from wmf.pipeline.registry import PIPELINE_NAMES, STAGES, upstream
 from wmf.pipeline.summary import RunSummary, StageResult
-from wmf.store import exclusive
+from wmf.store import DataLockedError, exclusive
 
 
 class PipelineFailed(RuntimeError):
@@ -45,6 +45,8 @@ class PipelineFailed(RuntimeError):
 def record_failure(_flow: Any, flow_run: Any, state: Any) -> None:
     """on_failure hook: the failed night's row in DATA/history (stage, message, time)."""
     exc = state.result(raise_on_failure=False)
+    if isinstance(exc, DataLockedError):  # refused before it began: not a night
+        return
     params = flow_run.parameters
     summary = getattr(exc, "summary", None) or RunSummary(
         params["data"], params.get("raw"), error=str(exc) or state.message
@@ -80,8 +82,11 @@ def pipeline(
         orchestration = merged.pop("run", {})
         options = merged
     with locked(data, wait):
+        history.begin(Path(data))
         names = list(only or PIPELINE_NAMES)
-        summary = run_stages(data, raw, options, orchestration, names, force, 1 if parallel else 0)
+        summary = run_stages(
+            data, raw, options, orchestration, names, force, 1 if parallel else 0, history.at_stage
+        )
         runs = history.record(Path(data), history.row(summary, "Completed"))
         report.publish_history(runs, history.trend_path(Path(data)))
         return summary
@@ -124,8 +129,10 @@ def run_stages(
     names: list[str],
     force: list[str] | None,
     workers: int,
+    on_stage: Callable[[Path, str], None] = lambda _data, _stage: None,
 ) -> RunSummary:
-    """Plan, run and publish `names` in order; `workers`: the Dask cluster's, 0 without one.
+    """Plan, run and publish `names` in order; `workers`: the Dask cluster's, 0 without one;
+    `on_stage(DATA, name)` as each stage begins.
 
     A stage that finds an output it reads damaged (changed on disk since it was checked as
     Cached) runs again once the damage is dealt with: an upstream output built earlier in this
@@ -137,6 +144,7 @@ def run_stages(
     summary = RunSummary(data, raw)
     progress_id = create_progress_artifact(0.0, key=report.PROGRESS_KEY, description="wmf stages done")
     for done, name in enumerate(names):
+        on_stage(Path(data), name)
         share = {"id": progress_id, "start": 100 * done / len(names), "end": 100 * (done + 1) / len(names)}
         started = time.perf_counter()
         state, exc = stage.run(name, name in (force or ()), share, summary)
@@ -230,6 +238,6 @@ def _error(state: Any) -> BaseException | None:
 
 def fail(stage: str, exc: BaseException, summary: RunSummary, seconds: float) -> NoReturn:
     """Publish what ran so far, then fail the flow with the stage's message."""
-    summary.stages[stage] = StageResult("Failed", seconds, error=str(exc))
+    summary.stages[stage] = StageResult("Failed", seconds, error=str(exc), error_type=type(exc).__name__)
     report.publish_summary(summary, {})
     raise PipelineFailed(summary) from exc

@@ -190,7 +190,7 @@ def test_an_output_of_an_older_wmf_is_not_read(tiny_raw: Path, tmp_path: Path) -
     with pytest.raises(wmf.errors.MissingInputError, match="written by an older wmf"):
         planning.plan("train", data, PipelineConfig.from_dict(FAST))
     report = status(data, tiny_raw, PipelineConfig.from_dict(FAST))
-    assert report["index"]["published"] is False and "older wmf" in report["index"]["reason"]
+    assert report.stages["index"]["published"] is False and "older wmf" in report.stages["index"]["reason"]
     again = night(data, tiny_raw)
     assert states(again)["index"] == "Completed" and states(again)["train"] == "Cached"
     assert again["index"].manifest["key"] == first["index"].manifest["key"]

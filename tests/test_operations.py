@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -140,19 +139,22 @@ def test_status_reports_outputs_and_currency(tiny_raw: Path, tmp_path: Path, bui
     data, summary = built
     code, report, _ = wmf("status", "--data", str(data), "--raw", str(tiny_raw), *FAST)
     assert code == 0
-    assert {stage: report[stage]["current"] for stage in PIPELINE_NAMES} == dict.fromkeys(
+    assert {stage: report["stages"][stage]["current"] for stage in PIPELINE_NAMES} == dict.fromkeys(
         PIPELINE_NAMES, True
     )
-    ratings = report["ingest"]["outputs"]["ratings"]
+    ratings = report["stages"]["ingest"]["outputs"]["ratings"]
     assert ratings["rows"] == summary["stages"]["ingest"]["outputs"]["ratings"]["rows"]
     assert ratings["fingerprint"] == digest(Path(ratings["path"]))
-    assert report["train"]["config"]["factors"] == 8 and report["train"]["created_at"]
+    assert report["stages"]["train"]["config"]["factors"] == 8 and report["stages"]["train"]["created_at"]
 
     # Other model settings: train is stale, with the reason; the export after it will run only if
     # the new model differs from the published one, which cannot be known before training.
     code, report, _ = wmf("status", "--data", str(data), "--raw", str(tiny_raw), *FAST, "--factors", "4")
-    assert [report[s]["current"] for s in PIPELINE_NAMES] == [True, True, False, None]
-    assert "factors" in report["train"]["reason"] and "earlier stage" in report["export"]["reason"]
+    assert [report["stages"][s]["current"] for s in PIPELINE_NAMES] == [True, True, False, None]
+    assert (
+        "factors" in report["stages"]["train"]["reason"]
+        and "earlier stage" in report["stages"]["export"]["reason"]
+    )
 
     # Changed raw files make ingest stale, and everything after it.
     raw = tmp_path / "raw"
@@ -160,17 +162,19 @@ def test_status_reports_outputs_and_currency(tiny_raw: Path, tmp_path: Path, bui
     with (raw / "combined_data_4.txt").open("a") as f:
         f.write("17770:\n2649429,5,2005-12-31\n")
     code, report, _ = wmf("status", "--data", str(data), "--raw", str(raw), *FAST)
-    assert report["ingest"]["current"] is False
-    assert not any(report[s]["current"] for s in PIPELINE_NAMES)
+    assert report["stages"]["ingest"]["current"] is False
+    assert not any(report["stages"][s]["current"] for s in PIPELINE_NAMES)
 
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
         assert main(["status", "--data", str(data), "--raw", str(tiny_raw), *FAST]) == 0
     lines = text.getvalue().splitlines()
-    assert lines[0].startswith("ingest  current")
+    assert lines[0].startswith("last run: Completed ") and lines[1].startswith("ingest  current")
     assert any("ratings" in line and f"{ratings['rows']:,} rows" in line for line in lines)
+    (tmp_path / "empty").mkdir()
     code, report, _ = wmf("status", "--data", str(tmp_path / "empty"))
-    assert report["train"] == {"published": False, "current": False}
+    assert code == 0 and report["last_run"] is None
+    assert report["stages"]["train"] == {"published": False, "current": False}
 
 
 def test_a_damaged_published_table_is_named_and_rebuilt(
@@ -194,7 +198,11 @@ def test_a_damaged_published_table_is_named_and_rebuilt(
 
     code, report, _ = wmf("status", "--data", str(data), "--verify")
     assert code == 1
-    assert report["ingest"]["damaged"] == ["ratings.parquet"] and report["index"]["damaged"] == []
+    assert report["failing"] and report["last_run"]["state"] == "Completed"
+    assert (
+        report["stages"]["ingest"]["damaged"] == ["ratings.parquet"]
+        and report["stages"]["index"]["damaged"] == []
+    )
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
         main(["status", "--data", str(data), "--verify"])
@@ -205,7 +213,7 @@ def test_a_damaged_published_table_is_named_and_rebuilt(
     assert states(summary) == dict.fromkeys(PIPELINE_NAMES, "Completed")  # ingest rebuilt, then the rest
     assert "ratings.parquet: not the bytes the ingest stage wrote" in caplog.text
     code, report, _ = wmf("status", "--data", str(data), "--verify")
-    assert code == 0 and not any(entry["damaged"] for entry in report.values())
+    assert code == 0 and not any(entry["damaged"] for entry in report["stages"].values())
 
 
 def test_a_damaged_warm_start_is_left_out_by_the_next_night(
@@ -228,22 +236,22 @@ def test_a_damaged_warm_start_is_left_out_by_the_next_night(
     assert "model.safetensors" in caplog.text and "goes without its warm_start" in caplog.text
 
 
-def test_second_run_on_the_same_data_exits_or_waits(tiny_raw: Path, built) -> None:
+def test_a_second_run_waits_with_wait(tiny_raw: Path, built) -> None:
+    """Another process holds DATA for a second: `--wait` queues behind it (the refusal without
+    it: tests/test_console.py)."""
     data, _ = built
-    with store.exclusive(data):
-        code, _, err = wmf("export", "--data", str(data), *FAST[4:])
-    assert code == 1
-    assert "another wmf run is using" in err and "--wait" in err
-
-    lock = store.exclusive(data)
-    lock.__enter__()
-    releaser = threading.Timer(1.0, lock.__exit__, args=(None, None, None))
+    hold = (
+        "import sys, time; from wmf import store\n"
+        "with store.exclusive(sys.argv[1]):\n print(1, flush=True); time.sleep(1.5)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(data)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "1"
     started = time.monotonic()
-    releaser.start()
     code, summary, err = wmf("export", "--data", str(data), *FAST[4:], "--wait")
-    releaser.join()
+    holder.wait()
     assert code == 0, err
     assert time.monotonic() - started >= 1.0
+    assert "waiting for the run holding" in err and "(pid " in err
     assert states(summary) == {"export": "Cached"}
 
 
@@ -257,12 +265,12 @@ def test_transient_errors_are_retried_and_bad_input_is_not(
     assert states(summary) == {"ingest": "Completed"} and len(calls) == 2
 
     bad = BadInputError(tiny_raw / "combined_data_1.txt", 4, "123,7", "no movie id line before it")
-    for fault, data in ((ValueError("a bug"), "b"), (bad, "c")):
+    for fault, data, exit_code in ((ValueError("a bug"), "b", 1), (bad, "c", 2)):
         calls = inject(monkeypatch, "ingest", fault, times=99)
         code, summary, err = wmf(
             "ingest", "--raw", str(tiny_raw), "--data", str(tmp_path / data), *fast_retry
         )
-        assert code == 1
+        assert code == exit_code
         assert states(summary) == {"ingest": "Failed"} and len(calls) == 1
         assert str(fault) in summary["stages"]["ingest"]["error"]
         assert_nothing_half_built(tmp_path / data)

@@ -15,6 +15,7 @@ import ast
 import atexit
 import importlib.metadata
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,9 @@ def _prefects_server_command() -> tuple[list[str | None], dict[str, str]]:
     return command, env
 
 
-def _our_server_command(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, str]]:
-    """What EarlyServer._spawn passes to Popen (nothing is started)."""
+def _our_server_command(monkeypatch: pytest.MonkeyPatch, data: Path) -> tuple[list[str], dict[str, str]]:
+    """What EarlyServer._spawn passes to Popen (nothing is started), as the command `python -m
+    flows.server PID` runs under its guard: `python -m uvicorn ...`."""
     seen: dict[str, Any] = {}
 
     def popen(args: list[str], env: dict[str, str], **kwargs: Any) -> object:
@@ -86,14 +88,18 @@ def _our_server_command(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dic
 
     monkeypatch.setattr(subprocess, "Popen", popen)
     monkeypatch.setattr(atexit, "register", lambda *a, **k: None)
-    EarlyServer()._spawn()
+    EarlyServer()._spawn(data)
     assert not seen["kwargs"], "flows/server.py passes Popen more than args and env: update this test"
-    return seen["args"], seen["env"]
+    args = seen["args"]
+    assert args[:4] == [sys.executable, "-m", "flows.server", str(os.getpid())]
+    return [sys.executable, *args[4:]], seen["env"]
 
 
-def test_the_server_is_started_as_prefect_starts_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_is_started_as_prefect_starts_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     prefects, prefects_env = _prefects_server_command()
-    ours, our_env = _our_server_command(monkeypatch)
+    ours, our_env = _our_server_command(monkeypatch, tmp_path)
     assert len(ours) == len(prefects) and all(
         p is None or p == o for p, o in zip(prefects, ours, strict=True)
     ), (
@@ -141,6 +147,7 @@ def test_the_settings_flows_server_reads_exist_and_mean_the_same(monkeypatch: py
 
     names = ["PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]
     names += ["PREFECT_UI_ENABLED", "Settings", "get_current_settings", "temporary_settings"]
+    names += ["PREFECT_UI_URL", "PREFECT_LOGGING_TO_API_ENABLED", "PREFECT_RESULTS_LOCAL_STORAGE_PATH"]
     missing = [n for n in names if not hasattr(ps, n)]
     assert not missing, f"prefect.settings of Prefect {PREFECT} has no {', '.join(missing)}; {FIX}"
 
@@ -170,11 +177,20 @@ def test_the_settings_flows_server_reads_exist_and_mean_the_same(monkeypatch: py
         ("PREFECT_API_URL", url, "api.url", url),
         ("PREFECT_UI_ENABLED", "0", "server.ui.enabled", False),
         ("PREFECT_SERVER_EPHEMERAL_ENABLED", "false", "server.ephemeral.enabled", False),
+        ("PREFECT_SERVER_MEMO_STORE_PATH", "/d/memo.toml", "server.memo_store_path", Path("/d/memo.toml")),
+        (
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+            "sqlite+aiosqlite:////d/s.db",
+            "server.database.connection_url",
+            None,
+        ),
     ]:
         monkeypatch.setenv(variable, value)
         obj = ps.Settings()
         for part in field.split("."):
             obj = getattr(obj, part, None)
+        if expected is None:  # a secret
+            obj, expected = obj.get_secret_value(), value
         assert obj == expected, (
             f"with {variable}={value}, Prefect {PREFECT}'s Settings().{field} is {obj!r}, "
             f"not {expected!r}; {FIX}"

@@ -37,18 +37,21 @@ def test_a_bare_command_boots_its_own_server_and_stops_it(tiny_raw: Path, tmp_pa
     proc = subprocess.run([*cmd, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["stages"]["ingest"]["state"] == "Completed"
-    assert "Starting temporary server" not in proc.stderr  # Prefect did not start a second one
-    assert "Error logging to API" not in proc.stderr  # the logs were sent before it stopped
-    assert (home / "prefect.db").is_file()  # the run went to the server of this PREFECT_HOME
+    log = json.loads(proc.stdout)["log"]
+    everything = proc.stderr + Path(log).read_text()
+    assert "Starting temporary server" not in everything  # Prefect did not start a second one
+    assert "Error" not in everything  # its events were sent before it stopped
+    assert (tmp_path / "d" / ".prefect" / "server.db").is_file()  # the run went to the server in DATA
+    assert not (home / "prefect.db").exists()
     assert _servers_of(home) == []
 
 
-def test_nothing_is_started_where_an_api_is_configured(prefect_server: None) -> None:
+def test_nothing_is_started_where_an_api_is_configured(prefect_server: None, tmp_path: Path) -> None:
     from prefect.settings import get_current_settings
 
     configured = get_current_settings().api.url
     server = EarlyServer()
-    server.start()
+    server.start(tmp_path)
     server.ready()
     assert server.process is None
     assert get_current_settings().api.url == configured

@@ -10,11 +10,12 @@ import polars as pl
 import pytest
 from helpers_cli import wmf
 
+from flows.cli import main
 from wmf import configfile
 
 pytestmark = pytest.mark.prefect
 
-SEARCH = ["--trials", "3", "--max-iterations", "4", "--tune-factors", "8,16", "--startup-trials", "2"]
+SEARCH = ["--trials", "3", "--trial-iterations", "4", "--factor-choices", "8,16", "--startup-trials", "2"]
 
 
 def tune(raw: Path, data: Path, *extra: str) -> tuple[int, dict, str]:
@@ -50,8 +51,14 @@ def test_tune_publishes_artifacts_is_cached_and_its_options_train(
     assert code == 0, err
     assert set(states(again).values()) == {"Cached"}
     code, report, _ = wmf("status", "--data", str(data), "--verify")
-    assert code == 0 and report["tune"]["damaged"] == [] and report["tune"]["current"] is None
-    assert report["tune"]["outputs"]["trials"]["rows"] == 3 and "compare" not in report  # not run
+    assert (
+        code == 0
+        and report["stages"]["tune"]["damaged"] == []
+        and report["stages"]["tune"]["current"] is None
+    )
+    assert (
+        report["stages"]["tune"]["outputs"]["trials"]["rows"] == 3 and "compare" not in report["stages"]
+    )  # not run
     code, forced, err = tune(tiny_raw, data, "--force")  # searches again, from a new study
     assert code == 0, err
     assert states(forced) == {"ingest": "Cached", "index": "Cached", "tune": "Completed"}
@@ -75,12 +82,13 @@ def test_changed_search_options_search_again(tiny_raw: Path, tmp_path: Path, pre
     assert summary["stages"]["tune"]["metric"] == "recall@20"
 
 
-def test_bad_search_options_fail_without_publishing(tiny_raw: Path, tmp_path: Path, prefect_server):
+def test_bad_search_options_fail_before_anything_runs(tiny_raw: Path, tmp_path: Path, capsys):
     data = tmp_path / "data"
-    code, summary, err = tune(tiny_raw, data, "--metric", "auc")
-    assert code == 1
-    assert summary["stages"]["tune"]["state"] == "Failed" and "--metric" in err
-    assert not (data / "tune" / "latest").exists()
+    assert main(["tune", "--raw", str(tiny_raw), "--data", str(data), *SEARCH, "--metric", "auc"]) == 2
+    assert capsys.readouterr().err.startswith("wmf: --metric 'auc': expected NAME@K")
+    assert main(["tune", "--raw", str(tiny_raw), "--data", str(data), "--metric", "ndcg@30"]) == 2
+    assert "a cut-off the evaluation computes" in capsys.readouterr().err  # nor --eval-k's
+    assert not data.exists()
 
 
 def test_trials_run_in_parallel_on_dask(tiny_raw: Path, tmp_path: Path, prefect_server, monkeypatch):

@@ -12,6 +12,9 @@ Layout of DATA (the same for every stage; `wmf.store` does the renames)::
     DATA/<stage>/.tmp-<key>-*/        work in progress, never read
     DATA/<stage>/.fingerprints.json   digests of files unchanged since they were hashed
     DATA/history/runs.parquet         one row per run
+    DATA/history/running.json         the run under way (left behind: it was killed)
+    DATA/logs/<time>-<command>.log    each command's log, tracebacks included
+    DATA/.prefect/server.db           the database of Prefect's temporary server
 """
 
 from __future__ import annotations
@@ -98,3 +101,19 @@ class History:
     DIRECTORY = "history"
     RUNS = "runs.parquet"
     TREND = "trend.png"
+    RUNNING = "running.json"
+
+
+class Logs:
+    DIRECTORY = "logs"
+    FILE = "{time}-{command}.log"
+    KEEP = 100  # files; older ones are removed
+
+
+class Prefect:
+    """What Prefect's temporary server keeps (flows.server), beside the outputs it ran."""
+
+    DIRECTORY = ".prefect"
+    DATABASE = "server.db"
+    MEMO = "memo_store.toml"  # the blocks registered in that database
+    RESULTS = "results"  # Prefect's result files (a failed run's error), cleared at each start

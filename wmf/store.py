@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,26 +137,66 @@ class DataLockedError(WmfError):
     """Another wmf process holds DATA."""
 
 
-@contextlib.contextmanager
-def exclusive(data: Path, wait: bool = False) -> Iterator[None]:
-    """Hold DATA/.lock so two pipelines never write the same DATA at once.
+_held: set[Path] = set()  # the DATA folders this process holds
 
-    An advisory flock dies with its process, so a killed run never leaves a stale lock.
+
+@contextlib.contextmanager
+def exclusive(
+    data: Path, wait: bool = False, on_wait: Callable[[str], None] = lambda _holder: None
+) -> Iterator[None]:
+    """Hold DATA/.lock so two pipelines never write the same DATA at once; `on_wait(holder)` is
+    called before waiting for another process (with `wait`: else DataLockedError at once).
+
+    An advisory flock dies with its process, so a killed run never leaves a stale lock. The
+    lock is re-entrant within a process: the command line takes it before the flow it runs.
     """
-    data = Path(data)
+    data = Path(data).absolute()
+    if data in _held:
+        yield
+        return
     data.mkdir(parents=True, exist_ok=True)
     with (data / LOCK).open("a+") as handle:
-        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
         try:
-            fcntl.flock(handle, flags)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataLockedError(
-                f"another wmf run is using {data}; wait for it to finish (or pass --wait)"
-            ) from None
+            if not wait:
+                raise DataLockedError(
+                    f"another wmf run ({_holder(handle)}) is using {data}; wait for it to finish (or "
+                    "pass --wait)"
+                ) from None
+            on_wait(_holder(handle))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        handle.flush()
+        _held.add(data)
         try:
             yield
         finally:
+            _held.discard(data)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_locked(data: Path) -> bool:
+    """Whether a run holds DATA now (this process's own runs included)."""
+    path = Path(data).absolute() / LOCK
+    if Path(data).absolute() in _held:
+        return True
+    if not path.is_file():
+        return False
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _holder(handle: Any) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "its process id unknown"
 
 
 def remove_tree(path: Path) -> None:

@@ -12,16 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flows.cli import output
+from flows.cli import failures, output
+from flows.cli.failures import Exit
 from flows.cli.parser import build_parser, config_from, options, run_config_from
+from flows.cli.session import Session, say, session
 from flows.server import SERVER
 from wmf.config import PipelineConfig, RunConfig
 from wmf.errors import WmfError
 from wmf.layout import LATEST, Export
-from wmf.pipeline.registry import PIPELINE, PIPELINE_NAMES, SEARCHES, STAGES
+from wmf.pipeline.registry import PIPELINE, PIPELINE_NAMES, SEARCHES, STAGES, upstream
 from wmf.pipeline.summary import RunSummary
 
-Command = Callable[[argparse.Namespace, list[str] | None], int]
+Command = Callable[[argparse.Namespace, list[str]], int]
 
 
 def run_flow(flow: Any, dask: dict[str, Any] | None, **parameters: Any) -> tuple[bool, RunSummary]:
@@ -35,9 +37,17 @@ def run_flow(flow: Any, dask: dict[str, Any] | None, **parameters: Any) -> tuple
     if state.is_failed():
         exc = state.result(raise_on_failure=False)
         if isinstance(exc, PipelineFailed):
-            return False, exc.summary
-        return False, RunSummary(parameters["data"], parameters.get("raw"), error=str(exc))
-    return True, state.result()
+            ok, summary = False, exc.summary
+        else:
+            raw, error_type = parameters.get("raw"), type(exc).__name__
+            ok, summary = False, RunSummary(parameters["data"], raw, error=str(exc), error_type=error_type)
+    else:
+        ok, summary = True, state.result()
+    if SERVER.process is None:  # a configured server, which may have a UI (the temporary one has none)
+        from prefect.utilities.urls import url_for
+
+        summary.link = url_for("flow-run", obj_id=state.state_details.flow_run_id)
+    return ok, summary
 
 
 def run_pipeline(
@@ -67,29 +77,30 @@ def run_pipeline(
     )
 
 
-def generate(args: argparse.Namespace, _argv: list[str] | None) -> int:
+def generate(args: argparse.Namespace, _argv: list[str]) -> int:
     from wmf.data.generate import generate
 
     print(json.dumps(generate(args.out, scale=args.scale, seed=args.seed), indent=2, default=str))
     return 0
 
 
-def demo(args: argparse.Namespace, _argv: list[str] | None) -> int:
+def demo(args: argparse.Namespace, argv: list[str]) -> int:
     from wmf.data.generate import generate
     from wmf.layout import Raw
 
     raw, data = args.out / "raw", args.out / "data"
     if not (raw / Raw.TITLES[0]).exists():
-        print(f"generating a demo dataset (scale {args.scale}) in {raw}", file=sys.stderr)
+        say(f"generating a demo dataset (scale {args.scale}) in {raw}")
         generate(raw, scale=args.scale, seed=0)
-    ok, summary = run_pipeline(data, raw, PipelineConfig(), RunConfig())
-    output.print_summary(summary, args.json)
+    with _session(args, data, raw, list(PIPELINE_NAMES)) as s:
+        ok, summary = run_pipeline(data, raw, PipelineConfig(), RunConfig())
+    code = _finish(ok, summary, args, argv, s)
     if ok and not args.json:
         output.show_demo_results(data / Export.DIRECTORY / LATEST)
-    return _exit(ok, summary)
+    return code
 
 
-def run(args: argparse.Namespace, _argv: list[str] | None) -> int:
+def run(args: argparse.Namespace, argv: list[str]) -> int:
     """`wmf run`, and `wmf <stage>` (that stage alone, from the published outputs before it)."""
     only = [args.only] if args.command == "run" and args.only else None
     force = only
@@ -97,55 +108,60 @@ def run(args: argparse.Namespace, _argv: list[str] | None) -> int:
         force = list(PIPELINE_NAMES[PIPELINE_NAMES.index(args.from_stage) :])
     if args.command != "run":
         only = [args.command]
-    config, orchestration = config_from(args), run_config_from(args)
-    ok, summary = run_pipeline(
-        args.data,
-        getattr(args, "raw", None),
-        config,
-        orchestration,
-        only,
-        force,
-        args.wait,
-        _dask_options(args),
-    )
-    output.print_summary(summary, args.json)
-    return _exit(ok, summary)
+    config, orchestration, raw = config_from(args), run_config_from(args), getattr(args, "raw", None)
+    with _session(args, args.data, raw, only or list(PIPELINE_NAMES)) as s:
+        ok, summary = run_pipeline(
+            args.data, raw, config, orchestration, only, force, args.wait, _dask_options(args)
+        )
+    return _finish(ok, summary, args, argv, s)
 
 
-def search(args: argparse.Namespace, _argv: list[str] | None) -> int:
+def search(args: argparse.Namespace, argv: list[str]) -> int:
     """A search (tune, compare): its flow is `flows/<name>.py`'s function of that name."""
-    flow = getattr(importlib.import_module(f"flows.{args.command}"), args.command)
+    stage = STAGES[args.command]
+    names = [s.name for s in upstream(stage)] if stage.runs_upstream else []
+    config, orchestration, raw = config_from(args), run_config_from(args), getattr(args, "raw", None)
     dask = _dask_options(args)
-    ok, summary = run_flow(
-        flow,
-        dask,
-        data=str(args.data.resolve()),
-        raw=None if getattr(args, "raw", None) is None else str(args.raw.resolve()),
-        config=config_from(args).to_dict(),
-        run=dataclasses.asdict(run_config_from(args)),
-        force=args.force,
-        wait=args.wait,
-        parallel=0 if dask is None else dask["workers"] or 2,
-    )
-    output.print_summary(summary, args.json)
-    return _exit(ok, summary)
+    with _session(args, args.data, raw, [*names, stage.name]) as s:
+        flow = getattr(importlib.import_module(f"flows.{args.command}"), args.command)
+        ok, summary = run_flow(
+            flow,
+            dask,
+            data=str(s.data),
+            raw=None if raw is None else str(raw.resolve()),
+            config=config.to_dict(),
+            run=dataclasses.asdict(orchestration),
+            force=args.force,
+            wait=args.wait,
+            parallel=0 if dask is None else dask["workers"] or 2,
+        )
+    return _finish(ok, summary, args, argv, s)
 
 
-def replay(args: argparse.Namespace, _argv: list[str] | None) -> int:
+def replay(args: argparse.Namespace, argv: list[str]) -> int:
     from flows.replay import nights, replay
 
+    last: list[RunSummary] = []
+
     def runner(data: Path, raw: Path, night: PipelineConfig, orchestration: RunConfig) -> Any:
-        return run_pipeline(data, raw, night, orchestration, wait=args.wait, dask=_dask_options(args))
+        ok, summary = run_pipeline(data, raw, night, orchestration, wait=args.wait, dask=_dask_options(args))
+        last[:] = [summary]
+        return ok, summary
 
     echo = (lambda text: print(text, file=sys.stderr)) if args.json else print
     days = nights(args.start, args.nights, args.every)
-    ok, rows = replay(args.data, args.raw, config_from(args), run_config_from(args), days, runner, echo)
+    config, orchestration = config_from(args), run_config_from(args)
+    with _session(args, args.data, args.raw, list(PIPELINE_NAMES)) as s:
+        ok, rows = replay(args.data, args.raw, config, orchestration, days, runner, echo)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
-    return 0 if ok else 1
+    if not ok:
+        failures.tell(failures.line(last[0].message, last[0].failed_type, argv, s.log))
+        return failures.exit_code(last[0].failed_type)
+    return Exit.OK
 
 
-def serve(args: argparse.Namespace, argv: list[str] | None) -> int:
+def serve(args: argparse.Namespace, argv: list[str]) -> int:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     from flows.pipeline import pipeline
@@ -167,13 +183,12 @@ def serve(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
-def status(args: argparse.Namespace, _argv: list[str] | None) -> int:
+def status(args: argparse.Namespace, _argv: list[str]) -> int:
     from wmf.pipeline.status import status
 
     report = status(args.data, args.raw, config_from(args), verify=args.verify)
     output.print_status(report, args.json)
-    damaged = any(entry.get("damaged") for entry in report.values())
-    return 1 if damaged else 0
+    return Exit.FAILED if report.failing else Exit.OK
 
 
 COMMANDS: dict[str, Command] = {
@@ -186,14 +201,21 @@ COMMANDS: dict[str, Command] = {
     **{stage.name: run for stage in PIPELINE},
     **{stage.name: search for stage in SEARCHES},
 }
-# Commands that run flows and end: they boot Prefect's temporary server at once (flows.server).
-FLOW_COMMANDS = frozenset({"run", "replay", "demo", *STAGES})
+# Commands that run Prefect: those that run flows, in a session (flows.cli.session), and serve.
+PREFECT_COMMANDS = frozenset({"run", "replay", "demo", "serve", *STAGES})
 
 
-def _exit(ok: bool, summary: RunSummary) -> int:
-    if not ok:
-        print(f"wmf: {summary.message or 'the run failed'}", file=sys.stderr)
-    return 0 if ok else 1
+def _session(args: argparse.Namespace, data: Path, raw: Path | None, names: list[str]) -> Any:
+    return session(args.command, data, raw, names, getattr(args, "wait", False), args.verbose)
+
+
+def _finish(ok: bool, summary: RunSummary, args: argparse.Namespace, argv: list[str], s: Session) -> int:
+    """Print the summary (stdout) and a failure's one line (stderr); the exit code."""
+    output.print_summary(summary, args.json, s.log)
+    if ok:
+        return Exit.OK
+    failures.tell(failures.line(summary.message, summary.failed_type, argv, s.log))
+    return failures.exit_code(summary.failed_type)
 
 
 def _dask_options(args: argparse.Namespace) -> dict[str, Any] | None:

@@ -69,7 +69,8 @@ def row(summary: RunSummary, state: str) -> dict:
 
 
 def record(data: Path, entry: dict[str, Any]) -> pl.DataFrame:
-    """Append `entry` to the history (replaced atomically) and redraw the trend; the whole history."""
+    """Append `entry` to the history (replaced atomically) and redraw the trend; the whole history.
+    A recorded run is over: its `running` mark goes."""
     path = runs_path(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = pl.DataFrame([entry], schema=SCHEMA)
@@ -77,7 +78,63 @@ def record(data: Path, entry: dict[str, Any]) -> pl.DataFrame:
     with store.atomic_path(path) as tmp:
         runs.write_parquet(tmp)
     trend(runs, trend_path(data))
+    _running_path(data).unlink(missing_ok=True)
     return runs
+
+
+# A night in progress leaves DATA/history/running.json (when it began, its stage). A
+# night that records its row removes it; one killed (`kill -9`, out of memory, a reboot) cannot,
+# so the next night, `wmf status` and an interrupted command find it and say so.
+
+
+def begin(data: Path) -> None:
+    """Mark a night as under way, first recording the one before it if that was killed."""
+    if unfinished(data) is not None:
+        record_unfinished(data, "Crashed", "ended without a record: killed (out of memory?) or stopped")
+    now = datetime.now(UTC).isoformat()
+    _running_path(data).parent.mkdir(parents=True, exist_ok=True)
+    store.write_json(_running_path(data), {"started_at": now, "stage": None, "at": now})
+
+
+def at_stage(data: Path, stage: str) -> None:
+    """The night under way has reached `stage`."""
+    mark = unfinished(data)
+    if mark is not None:
+        store.write_json(_running_path(data), {**mark, "stage": stage, "at": datetime.now(UTC).isoformat()})
+
+
+def unfinished(data: Path) -> dict[str, Any] | None:
+    """The mark of the night under way, or of one that ended without recording its row."""
+    path = _running_path(data)
+    return store.read_json(path) if path.is_file() else None
+
+
+def record_unfinished(data: Path, state: str, why: str) -> None:
+    """Record the night of the `running` mark as `state` (Interrupted, Crashed) at its last stage."""
+    mark = unfinished(data)
+    if mark is None:
+        return
+    entry: dict[str, Any] = dict.fromkeys(SCHEMA)
+    entry.update(
+        finished_at=datetime.fromisoformat(mark["at"]),
+        state=state,
+        failed_stage=mark["stage"],
+        error=f"the run begun at {mark['started_at'][:19]} UTC {why}",
+    )
+    record(data, entry)
+
+
+def last(data: Path) -> dict[str, Any] | None:
+    """The latest row of the history, or None before a first run."""
+    path = runs_path(data)
+    if not path.is_file():
+        return None
+    runs = pl.read_parquet(path, columns=["finished_at", "state", "failed_stage", "error"])
+    return runs.row(-1, named=True) if runs.height else None
+
+
+def _running_path(data: Path) -> Path:
+    return Path(data) / History.DIRECTORY / History.RUNNING
 
 
 def trend(runs: pl.DataFrame, path: Path) -> None:

@@ -1,20 +1,65 @@
-"""`wmf status`: what each stage has published, whether a run with these options would reuse
-it, and (`verify`) whether every published byte is still what the stage wrote."""
+"""`wmf status`: how the last run ended, what each stage has published, whether a run with
+these options would reuse it, and (`verify`) whether every published byte is still what the
+stage wrote. A monitoring check calls it: `failing` says whether it should page someone."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wmf import store
 from wmf.config import PipelineConfig
-from wmf.errors import WmfError
-from wmf.pipeline import outputs
+from wmf.errors import MissingInputError, WmfError
+from wmf.pipeline import history, outputs
 from wmf.pipeline.plan import StagePlan, plan
 from wmf.pipeline.registry import PIPELINE, SEARCHES
 
+FAILED_STATES = ("Failed", "Crashed", "Interrupted")
 
-def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = False) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Status:
+    data: str
+    last_run: dict[str, Any] | None  # state, when, the stage it failed at and why; None: no run yet
+    stages: dict[str, Any]
+
+    @property
+    def failing(self) -> bool:
+        """The last run did not complete, or a published file is damaged (with `verify`)."""
+        last = (self.last_run or {}).get("state")
+        return last in FAILED_STATES or any(entry.get("damaged") for entry in self.stages.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"data": self.data, "failing": self.failing, "last_run": self.last_run, "stages": self.stages}
+
+
+def status(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = False) -> Status:
+    """The last run, and the stages' outputs (`stages`)."""
+    if not Path(data).is_dir():
+        raise MissingInputError(f"DATA {data} does not exist: no wmf run has written it")
+    return Status(str(data), last_run(Path(data)), stages(data, raw, config, verify))
+
+
+def last_run(data: Path) -> dict[str, Any] | None:
+    """How the last pipeline run ended: the history's last row, or the run under way (Running),
+    or one that ended without a row (Crashed: killed, out of memory)."""
+    mark = history.unfinished(data)
+    if mark is None:
+        row = history.last(data)
+        return None if row is None else {**row, "finished_at": str(row["finished_at"])[:19] + " UTC"}
+    running = store.is_locked(data)
+    return {
+        "state": "Running" if running else "Crashed",
+        "finished_at": None,
+        "started_at": mark["started_at"][:19].replace("T", " ") + " UTC",
+        "failed_stage": None if running else mark["stage"],
+        "stage": mark["stage"],
+        "error": None if running else "ended without a record: killed (out of memory?) or stopped",
+    }
+
+
+def stages(data: Path, raw: Path | None, config: PipelineConfig, verify: bool = False) -> dict[str, Any]:
     """Each pipeline stage's published output (and each search's, once published), and whether
     a run with these options would reuse it.
 

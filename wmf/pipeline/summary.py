@@ -19,6 +19,7 @@ class StageResult:
     directory: str | None = None
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
+    error_type: str | None = None  # the exception's class: how the command line reports it
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -28,7 +29,7 @@ class StageResult:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self.state, "seconds": self.seconds}
         if self.failed:
-            out["error"] = self.error
+            out.update(error=self.error, error_type=self.error_type)
         else:
             out.update(key=self.key, directory=self.directory, outputs=self.outputs)
         return {**out, **self.details}
@@ -47,6 +48,14 @@ class RunSummary:
     raw: str | None
     stages: dict[str, StageResult] = field(default_factory=dict)
     error: str | None = None  # a failure before or outside the stages
+    error_type: str | None = None
+    link: str | None = None  # the flow run's page, where a Prefect server with a UI is configured
+
+    @property
+    def failed_type(self) -> str | None:
+        """The class name of what failed the run, a stage's or the run's own."""
+        failed = self.failed_stage
+        return self.stages[failed].error_type if failed else self.error_type
 
     @property
     def failed_stage(self) -> str | None:
@@ -63,5 +72,6 @@ class RunSummary:
             "data": self.data,
             "raw": self.raw,
             "stages": {name: r.to_json() for name, r in self.stages.items()},
+            **({"link": self.link} if self.link else {}),
         }
-        return out if self.error is None else {**out, "error": self.error}
+        return out if self.error is None else {**out, "error": self.error, "error_type": self.error_type}

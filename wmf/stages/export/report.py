@@ -24,6 +24,14 @@ def history(manifest: dict[str, Any]) -> dict[str, Any]:
     return {"recommendations": rows, **{name: drift.get(name) for name in (*COUNTS, *SHARES)}}
 
 
+def details(_manifest: dict[str, Any], published: Path) -> dict[str, Any]:
+    return {"tables": str(published)}
+
+
+def lines(details: dict[str, Any]) -> list[str]:
+    return [f"analysts' tables: {details['tables']}"]
+
+
 def artifacts(manifest: dict[str, Any], _state: str) -> list[Artifact]:
     path = _directory(manifest) / Export.METRICS
     if not path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,20 @@ def details(manifest: dict[str, Any], published: Path) -> dict[str, Any]:
         "best_value": summary["best_value"],
         "metric": summary["metric"],
         "best_toml": str(published / Tune.BEST),
+        # DATA/tune/latest -> DATA, and the RAW of its run: a command that runs as printed
+        "train_command": shlex.join(
+            [
+                *("wmf", "run", "--raw", str(manifest["raw"])),
+                *("--data", str(published.parents[1]), "--config", str(published / Tune.BEST)),
+            ]
+        ),
     }
 
 
 def lines(details: dict[str, Any]) -> list[str]:
     return [
         f"best validation {details['metric']} {details['best_value']:.4f}: {details['best']}",
-        f"train with them: wmf run --config {details['best_toml']}",
+        f"train with them: {details['train_command']}",
     ]
 
 
