@@ -28,6 +28,8 @@ Command = Callable[[argparse.Namespace, list[str]], int]
 
 def run_flow(flow: Any, dask: dict[str, Any] | None, **parameters: Any) -> tuple[bool, RunSummary]:
     """Run a flow to its end: (success, its summary; a failed run's has the stages so far)."""
+    import fastapi.encoders  # noqa: F401  Prefect encodes a flow's parameters with it: import it while the server boots
+
     from flows.pipeline import PipelineFailed
 
     SERVER.ready()
