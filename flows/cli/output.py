@@ -76,20 +76,10 @@ def _last_run(run: dict[str, Any] | None) -> str:
 
 
 def show_demo_results(exports: Path) -> None:
-    """A glimpse of what analysts get: headline metrics and one user's top five."""
+    """A glimpse of what analysts get (the metrics are in the summary above): one user's top five."""
     import polars as pl
 
-    metrics = json.loads((exports / Export.METRICS).read_text())
-    print(f"\nPublished tables: {exports}")
-    refit = " (of the model before its refit on all data)" if metrics["refit"] else ""
-    print(f"  held-out evaluation on {metrics['n_users_evaluated']:,} users{refit}")
-    for metric in ("recall@20", "ndcg@100"):
-        model, popular = metrics["model"][metric], metrics["popularity"][metric]
-        se = metrics["stderr"][metric]
-        print(
-            f"  {metric:<10} model {model:.3f} (standard error {se:.3f})   popularity baseline {popular:.3f}"
-        )
     recs = pl.read_parquet(exports / Export.RECOMMENDATIONS, n_rows=5)
-    print(f"  top 5 for customer {recs['user_id'][0]}:")
+    print(f"\ntop 5 for customer {recs['user_id'][0]}:")
     for row in recs.iter_rows(named=True):
-        print(f"    {row['rank']}. {row['title']} ({row['year']})  score {row['score']:.3f}")
+        print(f"  {row['rank']}. {row['title']} ({row['year']})  score {row['score']:.3f}")
