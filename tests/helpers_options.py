@@ -16,6 +16,7 @@ OTHER_TEXTS = {
     "factor_choices": "16,32",
     "optimizers": "adam,als",
     "learning_rates": "adam=0.1",
+    "rules": "/srv/wmf/rules.toml",  # a path: absolute, so the command line and a file agree
 }
 
 

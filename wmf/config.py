@@ -33,14 +33,23 @@ from wmf.values import (
     parsed,
     positive,
     refuse,
+    toml_file,
     share,
     stars,
 )
 
 
-def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, check: Check | None = None) -> Any:
-    """A config field carrying its command-line help (and choices, and a check of its value)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "check": check})
+def opt(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    check: Check | None = None,
+    path: bool = False,
+) -> Any:
+    """A config field carrying its command-line help (and choices, and a check of its value).
+    `path`: a file's path, made absolute where it is given (against the working folder on the
+    command line, the config file's folder in a config file), so a deployment finds it too."""
+    return field(default=default, metadata={"help": help, "choices": choices, "check": check, "path": path})
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,20 @@ class ExportConfig(Checked):
     batch_users: int = opt(8192, "users scored per batch (bounds memory)", check=count(1))
     export_device: Literal["auto", "cpu", "cuda"] = opt(
         "auto", "where to score: auto picks CUDA when available", ("auto", "cpu", "cuda")
+    )
+    rules: str = opt(
+        "",
+        "TOML file of business rules: tables of the movies that may be shown (allow, with "
+        "availability windows), never shown (deny) and pairs never recommended (exclude), applied "
+        "inside the top-k (docs/tables.md#business-rules); empty: none",
+        check=toml_file,
+        path=True,
+    )
+    explain: int = opt(
+        3,
+        "`because` column: up to N movies the customer watched behind each recommendation, "
+        "strongest first (the exact ALS decomposition, docs/model.md); 0 leaves the column out",
+        check=count(0),
     )
 
 

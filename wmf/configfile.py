@@ -74,7 +74,12 @@ def load(path: Path | str) -> Config:
         raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot read the config file: {exc.strerror}") from None
-    return _checked(data, str(path))
+    checked = _checked(data, str(path))
+    for section, options in checked.items():
+        for f in dataclasses.fields(SECTIONS[section]):
+            if f.metadata.get("path") and options.get(f.name):
+                options[f.name] = str((Path(path).parent / options[f.name]).absolute())
+    return checked
 
 
 def dumps(config: Config) -> str:

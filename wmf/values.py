@@ -107,6 +107,10 @@ def parse_learning_rates(text: str) -> dict[str, float]:
 # -- checks of a field's value ---------------------------------------------------------------
 
 
+def toml_file(v: str) -> str | None:
+    return None if not v or v.endswith(".toml") else "the path of a .toml file, or empty"
+
+
 def count(low: int) -> Check:
     return lambda v: None if v >= low else f"a whole number >= {low}"
 

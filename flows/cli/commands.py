@@ -94,7 +94,7 @@ def demo(args: argparse.Namespace, argv: list[str]) -> int:
     if not (raw / Raw.TITLES[0]).exists():
         say(f"generating a demo dataset (scale {args.scale}) in {raw}")
         generate(raw, scale=args.scale, seed=0)
-    with _session(args, data, raw, list(PIPELINE_NAMES)) as s:
+    with _session(args, data, raw, list(PIPELINE_NAMES), PipelineConfig()) as s:
         ok, summary = run_pipeline(data, raw, PipelineConfig(), RunConfig())
     code = _finish(ok, summary, args, argv, s)
     if ok and not args.json:
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command != "run":
         only = [args.command]
     config, orchestration, raw = config_from(args), run_config_from(args), getattr(args, "raw", None)
-    with _session(args, args.data, raw, only or list(PIPELINE_NAMES)) as s:
+    with _session(args, args.data, raw, only or list(PIPELINE_NAMES), config) as s:
         ok, summary = run_pipeline(
             args.data, raw, config, orchestration, only, force, args.wait, _dask_options(args)
         )
@@ -124,7 +124,7 @@ def search(args: argparse.Namespace, argv: list[str]) -> int:
     names = [s.name for s in upstream(stage)] if stage.runs_upstream else []
     config, orchestration, raw = config_from(args), run_config_from(args), getattr(args, "raw", None)
     dask = _dask_options(args)
-    with _session(args, args.data, raw, [*names, stage.name]) as s:
+    with _session(args, args.data, raw, [*names, stage.name], config) as s:
         flow = getattr(importlib.import_module(f"flows.{args.command}"), args.command)
         ok, summary = run_flow(
             flow,
@@ -153,7 +153,7 @@ def replay(args: argparse.Namespace, argv: list[str]) -> int:
     echo = (lambda text: print(text, file=sys.stderr)) if args.json else print
     days = nights(args.start, args.nights, args.every)
     config, orchestration = config_from(args), run_config_from(args)
-    with _session(args, args.data, args.raw, list(PIPELINE_NAMES)) as s:
+    with _session(args, args.data, args.raw, list(PIPELINE_NAMES), config) as s:
         ok, rows = replay(args.data, args.raw, config, orchestration, days, runner, echo)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
@@ -207,8 +207,10 @@ COMMANDS: dict[str, Command] = {
 PREFECT_COMMANDS = frozenset({"run", "replay", "demo", "serve", *STAGES})
 
 
-def _session(args: argparse.Namespace, data: Path, raw: Path | None, names: list[str]) -> Any:
-    return session(args.command, data, raw, names, getattr(args, "wait", False), args.verbose)
+def _session(
+    args: argparse.Namespace, data: Path, raw: Path | None, names: list[str], config: PipelineConfig
+) -> Any:
+    return session(args.command, data, raw, names, config, getattr(args, "wait", False), args.verbose)
 
 
 def _finish(ok: bool, summary: RunSummary, args: argparse.Namespace, argv: list[str], s: Session) -> int:

@@ -181,7 +181,7 @@ def _add_dataclass_options(
         if isinstance(f.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs["type"] = type(f.default)
+            kwargs["type"] = _absolute if meta.get("path") else type(f.default)
             kwargs["choices"] = meta.get("choices")
             kwargs["metavar"] = None if meta.get("choices") else f.name.split("_")[-1].upper()
         group.add_argument(flag(f.name), default=default(section, f), **kwargs)
@@ -209,6 +209,11 @@ def options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 def _dest(cls: type, f: dataclasses.Field[Any]) -> str:
     return f"{cls.__name__}.{f.name}"
+
+
+def _absolute(text: str) -> str:
+    """A path option as an absolute path (empty: none), so that a flow run elsewhere finds it."""
+    return str(Path(text).absolute()) if text else ""
 
 
 def _date(text: str) -> datetime.date:

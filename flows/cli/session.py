@@ -22,6 +22,7 @@ from types import FrameType
 from flows.cli import logs
 from flows.server import SERVER
 from wmf import store
+from wmf.config import PipelineConfig
 from wmf.pipeline import preflight
 
 
@@ -37,11 +38,17 @@ def say(text: str) -> None:
 
 @contextlib.contextmanager
 def session(
-    command: str, data: Path, raw: Path | None, names: list[str], wait: bool, verbose: bool
+    command: str,
+    data: Path,
+    raw: Path | None,
+    names: list[str],
+    config: PipelineConfig,
+    wait: bool = False,
+    verbose: bool = False,
 ) -> Iterator[Session]:
     data = Path(data).absolute()
     say(f"wmf {command}: {' '.join(names)} on {data}" + (f" from {raw}" if raw is not None else ""))
-    preflight.check(data, raw, names)
+    preflight.check(data, raw, names, config)
     with store.exclusive(
         data, wait=wait, on_wait=lambda holder: say(f"waiting for the run holding {data} ({holder})")
     ):

@@ -40,15 +40,25 @@ def top_k(
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best `k` items of each user by dot product (items int32 [n, k], scores float32 [n, k]).
 
     `exclude` is a user-major CSR (indptr, indices) of items never to recommend
-    (the seen items); `users` picks and orders the rows (default: all users).
+    (the seen items); `users` picks and orders the rows (default: all users);
+    `candidates` (sorted item indices) are the only items ranked (business rules): the
+    order among them is the unrestricted ranking's, ties included.
     On the CPU, one worker thread per torch thread scores and selects its own
     batches with single-threaded kernels, as implicit does: no barrier between
     the product and the selection.
     """
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=np.int64)
+        excluded = None if exclude is None else _restricted(exclude, candidates, item_factors.shape[0])
+        items, scores = top_k(
+            user_factors, item_factors[candidates], k, excluded, users, batch_size, device, progress
+        )
+        return np.where(items >= 0, candidates[np.maximum(items, 0)], -1).astype(np.int32), scores
     n_users = user_factors.shape[0]
     rows = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
     on_cpu = torch.device(device).type == "cpu"
@@ -107,8 +117,10 @@ def similar_items(
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Most similar `k` items of every item by cosine, the item itself excluded.
+    """Most similar `k` items of every item by cosine, the item itself excluded; only
+    `candidates` (sorted item indices) when given.
 
     Items with a zero vector have cosine 0 with everything (not NaN).
     """
@@ -119,8 +131,28 @@ def similar_items(
     self_ptr = np.arange(n + 1, dtype=np.int64)
     self_idx = np.arange(n, dtype=np.int32)
     return top_k(
-        unit, unit, k, exclude=(self_ptr, self_idx), batch_size=batch_size, device=device, progress=progress
+        unit,
+        unit,
+        k,
+        exclude=(self_ptr, self_idx),
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        candidates=candidates,
     )
+
+
+def _restricted(
+    exclude: tuple[np.ndarray, np.ndarray], candidates: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exclusion CSR over the candidates' positions, items outside them dropped."""
+    position = np.full(n_items, -1, dtype=np.int32)
+    position[candidates] = np.arange(len(candidates), dtype=np.int32)
+    indptr, indices = np.asarray(exclude[0], dtype=np.int64), np.asarray(exclude[1])
+    mapped = position[indices]
+    kept = np.zeros(len(mapped) + 1, dtype=np.int64)
+    np.cumsum(mapped >= 0, out=kept[1:])
+    return kept[indptr], mapped[mapped >= 0]
 
 
 def _as_float32(x: Array, device: str) -> torch.Tensor:

@@ -91,6 +91,8 @@ def plan(
     notes: list[str] = []
     if spec.raw is not None:
         inputs["raw"] = _raw_fingerprints(spec, data, raw, own)
+    if spec.external is not None and (named := spec.external(config)):
+        inputs["external"] = named
     for read in spec.reads:
         key, read_by[read.stage] = _upstream(spec, data, read.stage)
         inputs[read.stage] = outputs.fingerprints(read_by[read.stage], read.files)

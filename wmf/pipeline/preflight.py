@@ -3,7 +3,8 @@ boots, DATA is locked or a log is opened, so a typo costs no 8 s and leaves noth
 
 Every check here is one a stage would make later anyway (and still does): a missing RAW,
 no raw files or empty ones, an unwritable DATA, a stage run alone without the outputs it
-reads. Option values are checked by the config dataclasses as they are built.
+reads, a file an option names that is missing or unreadable (the export's rules). Option
+values are checked by the config dataclasses as they are built.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from wmf.config import PipelineConfig
 from wmf.errors import BadInputError, MissingInputError, WmfError
 from wmf.pipeline import outputs
 from wmf.pipeline.registry import STAGES
 
 
-def check(data: Path, raw: Path | None, names: list[str]) -> None:
+def check(data: Path, raw: Path | None, names: list[str], config: PipelineConfig) -> None:
     """Raise the WmfError a run of the stages `names` (in order) on DATA and RAW would meet first."""
     writable(data)
     for name in names:
         spec = STAGES[name]
+        if spec.external is not None:
+            spec.external(config)  # the files its options name (the export's rules) exist and parse
         if spec.raw is not None:
             if raw is None:
                 raise MissingInputError(f"the {name} stage needs --raw RAW")

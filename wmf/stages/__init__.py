@@ -71,6 +71,10 @@ class Stage:
     report: str | None = None
     reads: tuple[Read, ...] = ()
     raw: Callable[[Path], list[Path]] | None = None  # the raw files it reads (fingerprinted)
+    # What its options name outside DATA, from the whole config (the export's rule files and
+    # the day they apply): a JSON-able value hashed into its key, handed to its build as
+    # `inputs["external"]`.
+    external: Callable[[Any], dict[str, Any]] | None = None
     rehash: Callable[[Any], bool] = lambda _config: False  # hash the raw files even if unchanged
     follows: Follow | None = None
     sections: tuple[str, ...] = ()  # other config sections among its parameters

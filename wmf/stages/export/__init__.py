@@ -6,6 +6,7 @@ from __future__ import annotations
 from wmf.config import ExportConfig
 from wmf.layout import CONFIG, Export, Index, Train
 from wmf.stages import Follow, Read, Stage
+from wmf.stages.export import rules
 
 STAGE = Stage(
     name="export",
@@ -21,6 +22,7 @@ STAGE = Stage(
     follows=Follow(
         "previous_export", (Export.RECOMMENDATIONS, Export.USER_EMBEDDINGS, Export.MOVIE_EMBEDDINGS)
     ),
+    external=lambda config: rules.inputs(config.export.rules, config.index.until),
     unkeyed=("keep",),
     keep=lambda config: config.keep,
 )

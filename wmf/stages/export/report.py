@@ -24,28 +24,48 @@ def history(manifest: dict[str, Any]) -> dict[str, Any]:
     return {"recommendations": rows, **{name: drift.get(name) for name in (*COUNTS, *SHARES)}}
 
 
-def details(_manifest: dict[str, Any], published: Path) -> dict[str, Any]:
-    return {"tables": str(published)}
+def details(manifest: dict[str, Any], published: Path) -> dict[str, Any]:
+    ruled = manifest["summary"].get("rules")
+    return {"tables": str(published), **({"rules": ruled} if ruled else {})}
 
 
 def lines(details: dict[str, Any]) -> list[str]:
-    return [f"analysts' tables: {details['tables']}"]
+    out = [f"analysts' tables: {details['tables']}"]
+    if "rules" in details:
+        out.append(rules_line(details["rules"]))
+    return out
+
+
+def rules_line(counts: dict[str, Any]) -> str:
+    """`rules of 2005-12-31: 15,993 movies allowed (1,777 denied, ...), 1,000,000 pairs excluded`."""
+    parts = [
+        f"{counts[name]:,} {label}"
+        for name, label in (
+            ("denied", "denied"),
+            ("in_catalogue", "in the catalogue"),
+            ("available", "available that day"),
+        )
+        if name in counts
+    ]
+    text = f"rules of {counts['day']}: {counts['allowed']:,} movies allowed"
+    text += f" ({', '.join(parts)})" if parts else ""
+    return text + f", {counts.get('excluded_pairs', 0):,} customer-movie pairs excluded"
 
 
 def artifacts(manifest: dict[str, Any], _state: str) -> list[Artifact]:
+    out = []
+    if ruled := manifest["summary"].get("rules"):
+        out.append(Artifact("wmf-rules", "The business rules the export applied", markdown=rules_line(ruled)))
     path = _directory(manifest) / Export.METRICS
-    if not path.is_file():
-        return []
-    evaluation = read_json(path)
-    return [
-        Artifact(
-            "wmf-metrics",
+    if path.is_file():
+        evaluation = read_json(path)
+        evaluated = evaluation.get("evaluated_model", "the published model")
+        description = (
             f"Held-out validation metrics on {evaluation.get('n_users_evaluated', 0):,} users, model vs "
-            "popularity baseline. Evaluated model: "
-            + evaluation.get("evaluated_model", "the published model"),
-            table=metrics_rows(evaluation),
+            f"popularity baseline. Evaluated model: {evaluated}"
         )
-    ]
+        out.append(Artifact("wmf-metrics", description, table=metrics_rows(evaluation)))
+    return out
 
 
 def figures(manifest: dict[str, Any]) -> dict[str, Path]:

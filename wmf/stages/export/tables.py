@@ -32,7 +32,7 @@ from wmf.data.interactions import load_seen
 from wmf.evaluation.topk import similar_items, top_k
 from wmf.layout import CONFIG, Export, Index, Train
 from wmf.stages import Mapper
-from wmf.stages.export import schema
+from wmf.stages.export import rule_tables, rules, schema
 from wmf.stages.export.drift import Lists, drift, ranked_lists
 
 _WINDOW = 8  # batches handed to the mapper at once: bounds memory under Dask too
@@ -47,11 +47,13 @@ def export(
     provenance: dict[str, str] | None = None,
     mapper: Mapper = map,
     previous: Path | None = None,
+    day: str | None = None,
 ) -> dict[str, Any]:
     """Write recommendations, embeddings, similar movies, metrics and drift into `out`.
 
     `provenance`: the output's key and code hash (see `schema.PROVENANCE`); `previous`: the
-    previously published export, which drift.json compares against.
+    previously published export, which drift.json compares against; `day`: the day the
+    business rules (`config.rules`) apply (`rules.day`).
     """
     index_dir, train_dir, out = Path(index_dir), Path(train_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,10 @@ def export(
         )
     metadata = _provenance(provenance or {"key": out.name}, train_dir, config)
     d = int(user_factors.shape[1])
+    ruled = None
+    if config.rules:
+        ids = (movies["movie_id"].to_numpy(), users["user_id"].to_numpy())
+        ruled = rule_tables.load(config.rules, day or rules.day(""), *ids)
 
     n_recommended, lists = _write_recommendations(
         out / Export.RECOMMENDATIONS,
@@ -80,6 +86,7 @@ def export(
         metadata,
         progress,
         mapper,
+        ruled,
     )
     rows = {
         Export.RECOMMENDATIONS: n_recommended,
@@ -99,7 +106,7 @@ def export(
             },
             metadata,
         ),
-        Export.SIMILAR_MOVIES: _write_similar(out, movie_factors, movies, config, metadata, progress),
+        Export.SIMILAR_MOVIES: _write_similar(out, movie_factors, movies, config, metadata, progress, ruled),
     }
     summary: dict[str, Any] = {
         "run_id": metadata[b"wmf.run_id"].decode(),
@@ -108,6 +115,9 @@ def export(
         "factors": d,
         "tables": {name.removesuffix(".parquet"): {"path": name, "rows": n} for name, n in rows.items()},
     }
+    if ruled is not None:
+        summary["rules"] = {"day": day, **ruled.counts}
+        summary["warnings"] = ruled.warnings
     summary["drift"] = drift(previous, lists, out)
     store.write_json(out / Export.DRIFT, summary["drift"])
     metrics = store.read_json(train_dir / Train.METRICS) if (train_dir / Train.METRICS).is_file() else {}
@@ -117,12 +127,24 @@ def export(
     return summary
 
 
-def _scoring(config: ExportConfig) -> dict[str, Any]:
-    """Device and batch of the scoring: small cache-sized batches on the CPU, large ones on a GPU."""
+def _scoring(config: ExportConfig, ruled: rule_tables.Rules | None) -> dict[str, Any]:
+    """Device and batch of the scoring: small cache-sized batches on the CPU, large ones on a GPU;
+    the movies the rules allow, when they leave some out."""
     device = config.export_device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return {"device": device, "batch_size": 256 if device == "cpu" else config.batch_users}
+    candidates = None if ruled is None or ruled.allowed.all() else np.flatnonzero(ruled.allowed)
+    return {
+        "device": device,
+        "batch_size": 256 if device == "cpu" else config.batch_users,
+        "candidates": candidates,
+    }
+
+
+def _rows(csr: tuple[np.ndarray, np.ndarray], lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows lo..hi of a CSR, its indptr re-based to 0."""
+    indptr, indices = csr
+    return indptr[lo : hi + 1] - indptr[lo], indices[indptr[lo] : indptr[hi]]
 
 
 def _provenance(provenance: dict[str, str], train_dir: Path, config: ExportConfig) -> dict[bytes, bytes]:
@@ -190,6 +212,7 @@ def _write_recommendations(
     metadata: dict[bytes, bytes],
     progress: bool,
     mapper: Mapper = map,
+    ruled: rule_tables.Rules | None = None,
 ) -> tuple[int, Lists]:
     """Score batches of users through `mapper` (built-in `map`, or a Dask client's) and write
     them in user order; `mapper` sees a window of batches at a time, so memory stays bounded
@@ -198,14 +221,14 @@ def _write_recommendations(
     movie_columns = _movie_columns(movies)
     movie_ids = movie_columns["movie_id"].to_numpy()
     arrow = schema.RECOMMENDATIONS.schema(metadata=metadata)
-    scoring = _scoring(config)
-
-    indptr, indices = seen
-    n_users = len(indptr) - 1
+    scoring = _scoring(config, ruled)
+    n_users = len(seen[0]) - 1
 
     def job(lo: int) -> tuple[Any, ...]:
         hi = min(lo + config.batch_users, n_users)
-        rated = (indptr[lo : hi + 1] - indptr[lo], indices[indptr[lo] : indptr[hi]])
+        rated = _rows(seen, lo, hi)
+        if ruled is not None and len(ruled.excluded[1]):
+            rated = rule_tables.union(rated, _rows(ruled.excluded, lo, hi))
         return user_factors[lo:hi], movie_factors, rated, user_ids[lo:hi], config.top_k, scoring
 
     def table(owner: np.ndarray, rank: np.ndarray, movie_idx: np.ndarray, score: np.ndarray) -> pa.Table:
@@ -252,9 +275,12 @@ def _write_similar(
     config: ExportConfig,
     metadata: dict[bytes, bytes],
     progress: bool,
+    ruled: rule_tables.Rules | None,
 ) -> int:
     movie_ids = movies["movie_id"].to_numpy().astype(np.int32)
-    items, scores = similar_items(movie_factors, config.similar_k, progress=progress, **_scoring(config))
+    items, scores = similar_items(
+        movie_factors, config.similar_k, progress=progress, **_scoring(config, ruled)
+    )
     owner, rank, similar_idx, score = _ranked_rows(movie_ids, items, scores)
     columns = {"movie_id": owner, "rank": rank, "similar_movie_id": movie_ids[similar_idx], "score": score}
     return _write(out, schema.SIMILAR_MOVIES, columns, metadata)
